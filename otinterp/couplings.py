@@ -1,0 +1,172 @@
+"""Couplings between two prompt embeddings read as point clouds, and the paths they induce.
+
+A prompt embedding ``X`` of shape ``(n, d)`` (``n = 77`` tokens, ``d = 768`` for SD 1.5) is read
+as the uniform measure on its rows. A coupling is a permutation ``σ`` of ``0..n-1`` pairing row
+``i`` of ``X`` with row ``σ[i]`` of ``Y``; it induces the straight path
+
+.. math:: X_t = (1 - t) X + t Y_σ, \\qquad t \\in [0, 1],
+
+whose length in Wasserstein space is the coupling's cost
+:math:`C(σ) = \\sqrt{\\tfrac1n \\sum_i \\lVert x_i - y_{σ(i)} \\rVert^2}`.
+The optimal coupling gives the geodesic and :math:`W_2(X, Y) = C(σ_{ot})` (Fu et al., "Which Way
+from B to A", section 2.3). Functions take numpy arrays or CPU torch tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = [
+    "COUPLINGS", "ot_coupling", "clip_coupling", "random_coupling", "coupling",
+    "coupling_cost", "wasserstein2", "interpolate", "pair_rng", "pairwise_sq_dists",
+]
+
+#: Coupling names, in the order the paper reports them.
+COUPLINGS = ("ot", "clip", "random")
+
+CouplingName = Literal["ot", "clip", "random"]
+
+
+def _as_cloud(x: Any, name: str) -> np.ndarray:
+    """A finite float64 ``(n, d)`` array from a numpy array or CPU torch tensor."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (n, d) point cloud, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def _as_clouds(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    x, y = _as_cloud(x, "x"), _as_cloud(y, "y")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got x {x.shape} and y {y.shape}")
+    return x, y
+
+
+def _check_perm(perm: Any, n: int) -> np.ndarray:
+    perm = np.asarray(perm)
+    if perm.shape != (n,) or not np.issubdtype(perm.dtype, np.integer) or not np.array_equal(
+        np.sort(perm), np.arange(n)
+    ):
+        raise ValueError(f"perm must be a permutation of 0..{n - 1}, got {perm!r}")
+    return perm
+
+
+def pairwise_sq_dists(x: Any, y: Any) -> np.ndarray:
+    """Squared Euclidean cost matrix ``M[i, j] = ||x_i - y_j||²``.
+
+    Parameters
+    ----------
+    x, y : (n, d) array
+
+    Returns
+    -------
+    M : (n, n) float64 array, non-negative
+    """
+    x, y = _as_clouds(x, y)
+    m = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * x @ y.T
+    return np.maximum(m, 0.0)
+
+
+def ot_coupling(x: Any, y: Any) -> np.ndarray:
+    """The optimal assignment ``σ = argmin_σ Σ_i ||x_i − y_σ(i)||²`` (exact, Hungarian/LAPJV).
+
+    Parameters
+    ----------
+    x, y : (n, d) array
+
+    Returns
+    -------
+    perm : (n,) int64 array, row ``i`` of ``x`` is paired with row ``perm[i]`` of ``y``
+    """
+    rows, cols = linear_sum_assignment(pairwise_sq_dists(x, y))
+    perm = np.empty_like(cols)
+    perm[rows] = cols
+    return perm.astype(np.int64)
+
+
+def clip_coupling(n: int) -> np.ndarray:
+    """The identity ``σ(i) = i``: row-wise (matrix) interpolation, the paper's "CLIP coupling"."""
+    return np.arange(n, dtype=np.int64)
+
+
+def random_coupling(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``σ(0) = 0`` (the BOS row is the same for every prompt), rows ``1..n-1`` paired at random."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return np.concatenate([[0], 1 + rng.permutation(n - 1)]).astype(np.int64)
+
+
+def coupling(name: CouplingName, x: Any, y: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+    """The coupling ``name`` (``"ot"``, ``"clip"`` or ``"random"``) between ``x`` and ``y``.
+
+    ``rng`` is required for ``"random"`` (use :func:`pair_rng` so the draw is per pair).
+    """
+    x, y = _as_clouds(x, y)
+    if name == "ot":
+        return ot_coupling(x, y)
+    if name == "clip":
+        return clip_coupling(len(x))
+    if name == "random":
+        if rng is None:
+            raise ValueError("the random coupling needs rng (see pair_rng)")
+        return random_coupling(len(x), rng)
+    raise ValueError(f"unknown coupling {name!r}; expected one of {', '.join(COUPLINGS)}")
+
+
+def coupling_cost(x: Any, y: Any, perm: Any) -> float:
+    """Cost ``C(σ) = sqrt((1/n) Σ_i ||x_i − y_σ(i)||²)``, the length of the induced path in W2.
+
+    Parameters
+    ----------
+    x, y : (n, d) array
+    perm : (n,) int array, a permutation of ``0..n-1``
+    """
+    x, y = _as_clouds(x, y)
+    perm = _check_perm(perm, len(x))
+    return float(np.sqrt(np.mean(np.sum((x - y[perm]) ** 2, axis=1))))
+
+
+def wasserstein2(x: Any, y: Any) -> float:
+    """``W2(X, Y)`` between the uniform measures on the rows: the cost of :func:`ot_coupling`."""
+    return coupling_cost(x, y, ot_coupling(x, y))
+
+
+def interpolate(x: Any, y: Any, perm: Any, ts: Any) -> Any:
+    """Points ``X_t = (1 − t) X + t Y[σ]`` of the path induced by ``perm``, rows in ``x``'s order.
+
+    Parameters
+    ----------
+    x, y : (n, d) array or CPU torch tensor
+    perm : (n,) int array, a permutation of ``0..n-1``
+    ts : (k,) array of floats
+
+    Returns
+    -------
+    path : (k, n, d), a numpy array or, when ``x`` is a torch tensor, a tensor of ``x``'s dtype
+    """
+    xa, ya = _as_clouds(x, y)
+    perm = _check_perm(perm, len(xa))
+    ts = np.asarray(ts, dtype=np.float64).reshape(-1, 1, 1)
+    path = (1.0 - ts) * xa + ts * ya[perm]
+    if hasattr(x, "detach"):
+        import torch
+
+        return torch.from_numpy(path).to(dtype=x.dtype)
+    return path.astype(np.result_type(np.asarray(x).dtype, np.float32), copy=False)
+
+
+def pair_rng(seed: int, pair_id: str) -> np.random.Generator:
+    """Generator for one pair, from the experiment seed and a SHA-256 of ``pair_id``.
+
+    Stable across processes, platforms, shards and restarts (unlike Python's ``hash``).
+    """
+    digest = hashlib.sha256(str(pair_id).encode("utf-8")).digest()
+    return np.random.default_rng([int(seed), int.from_bytes(digest[:8], "little")])
