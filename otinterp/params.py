@@ -17,7 +17,7 @@ from typing import Any, Literal, Optional
 
 import yaml
 
-__all__ = ["Params", "load", "make", "RESULT_FIELDS", "PATH_FIELDS"]
+__all__ = ["Params", "load", "make", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class Params:
     lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
     lpips_backbone: Literal["pretrained", "random"] = "random"
     lpips_resize: Optional[int] = None
+    pairs_per_part: int = 8
     strip_pair_ids: list[str] = field(default_factory=list)
     channels_last: bool = False
     compile_unet: bool = False
@@ -73,7 +74,8 @@ class Params:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), _hints()[f.name])
-        positive = ("n_perms", "per_group", "n_intervals", "steps", "height", "width", "batch_size")
+        positive = ("n_perms", "per_group", "n_intervals", "steps", "height", "width", "batch_size",
+                    "pairs_per_part")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"parameter {name!r} must be >= 1, got {getattr(self, name)}")
@@ -206,3 +208,14 @@ def load(path: str | Path, **overrides: Any) -> Params:
         return make(**values)
     except (TypeError, ValueError) as err:
         raise type(err)(f"{path}: {err}") from None
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["seed=1", "dtype=float16"]`` as ``{"seed": 1, "dtype": "float16"}`` (values read as YAML)."""
+    overrides = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"an override must look like NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = yaml.safe_load(text)
+    return overrides

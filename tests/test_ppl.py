@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from otinterp.ppl import gini, load_lpips, path_distances, perceptual_path_length
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_lpips("alex", "random")
+
+
+def path(k=5, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(k + 1, 3, size, size, generator=g)
+
+
+def test_ppl_equals_lpips_pair_by_pair(model):
+    images = path()
+    d = path_distances(images, model, batch_size=2)
+    direct = [model(images[k:k + 1] * 2 - 1, images[k + 1:k + 2] * 2 - 1).item() for k in range(5)]
+    np.testing.assert_allclose(d, direct, rtol=1e-6)
+    assert perceptual_path_length(d) == pytest.approx(np.mean(direct), rel=1e-6)
+
+
+def test_distances_of_many_paths_and_batch_size_independent(model):
+    stack = torch.stack([path(seed=s) for s in range(3)])
+    d = path_distances(stack, model, batch_size=4)
+    assert d.shape == (3, 5)
+    np.testing.assert_allclose(d[1], path_distances(stack[1], model, batch_size=32), rtol=1e-6)
+    np.testing.assert_allclose(perceptual_path_length(d), d.mean(axis=1))
+
+
+def test_constant_path_has_zero_length_and_resize_is_applied(model):
+    images = path(k=2).clone()
+    images[:] = images[0]
+    np.testing.assert_allclose(path_distances(images, model), 0.0, atol=1e-7)
+    varied = path(k=2, size=64)
+    assert not np.allclose(path_distances(varied, model), path_distances(varied, model, resize=32))
+
+
+def test_random_backbone_is_seeded_and_labelled():
+    a, b, c = load_lpips("alex", "random"), load_lpips("alex", "random"), load_lpips("alex", "random", seed=1)
+    assert a.backbone == "random"
+    images = path()
+    np.testing.assert_array_equal(path_distances(images, a), path_distances(images, b))
+    assert not np.allclose(path_distances(images, a), path_distances(images, c))
+
+
+def test_pretrained_backbone_loads_from_torch_hub_cache(tmp_path, monkeypatch):
+    # The real path up to the download: torchvision finds AlexNet's checkpoint in the hub cache.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(3)
+    weights = torchvision.models.alexnet().state_dict()
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(weights, tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth")
+    m = load_lpips("alex", "pretrained")
+    assert m.backbone == "pretrained"
+    torch.testing.assert_close(m.net.slice1[0].weight, weights["features.0.weight"])
+
+
+def test_pretrained_backbone_missing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(RuntimeError, match=r"pretrained alex weights.*alexnet-owt-7be5be79.pth.*lpips_backbone: random"):
+        load_lpips("alex", "pretrained")
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown LPIPS backbone 'imagenet'"):
+        load_lpips("alex", "imagenet")
+    with pytest.raises(ValueError, match=r"images must be \(..., K\+1, 3, H, W\)"):
+        path_distances(torch.rand(1, 3, 8, 8), None)
+
+
+def test_gini_properties():
+    assert gini(np.ones(6)) == pytest.approx(0.0)
+    assert gini(np.zeros(4)) == 0.0
+    assert gini(np.array([0, 0, 0, 1.0])) == pytest.approx(0.75)  # (K - 1) / K for one jump
+    v = np.random.default_rng(0).random(9)
+    brute = np.abs(v[:, None] - v[None, :]).sum() / (2 * 9 * 9 * v.mean())
+    assert gini(v) == pytest.approx(brute)
+    np.testing.assert_allclose(gini(np.stack([v, 2 * v])), [brute, brute])  # scale invariant
