@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from otinterp.io import atomic_write
 from otinterp.params import Params
 
 __all__ = [
@@ -595,15 +596,7 @@ def write_pairs(pairs: pd.DataFrame, path: str | os.PathLike) -> Path:
     The report in ``pairs.attrs`` is kept in the file's metadata. Returns the path written.
     """
     _require(pairs, PAIR_COLUMNS, "pair table")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pairs[list(PAIR_COLUMNS)].to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(lambda tmp: pairs[list(PAIR_COLUMNS)].to_parquet(tmp, index=False), path)
 
 
 def read_pairs(path: str | os.PathLike) -> pd.DataFrame:

@@ -1,0 +1,308 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+
+from otinterp.stats import (
+    TEST_COLUMNS, holm, hypotheses, largest_gaps, paired_tests, per_pair, rank_biserial,
+    atomic_write, significance_mark, table1, write_table,
+)
+
+GROUPS = tuple(np.arange(1, 11) / 2)
+K = 4
+
+
+def synthetic_results(per_group=6, *, groups=GROUPS, effect="ot_smaller", seed=0):
+    """A results table with the experiment's schema.
+
+    ``effect``: ``"ot_smaller"`` (OT has lower PPL and cost in every pair; W2 and OT PPL fall with
+    the group, relative excess cost and PPL gain rise), ``"identical"`` (all couplings equal) or
+    ``"symmetric"`` (differences ``+a, −a`` in equal numbers: no effect by construction).
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in groups:
+        for i in range(per_group):
+            pid = f"g{g:.1f}-p{i:03d}"
+            # multiples of 2^-10 and shifts of 2^-7: sums are exact, so symmetric differences tie exactly
+            w2 = np.round((6 - g + rng.uniform(0, 0.5)) * 1024) / 1024
+            ppl_ot = np.round((0.6 - 0.05 * g + rng.uniform(0, 0.05)) * 1024) / 1024
+            for j, c in enumerate(("ot", "clip", "random")):
+                if effect == "ot_smaller":
+                    excess = j * (0.1 * g + rng.uniform(0, 0.05))
+                    gain = j * (0.02 * g + rng.uniform(0.01, 0.02))
+                    cost, ppl = w2 * (1 + excess), ppl_ot / (1 - gain)
+                elif effect == "identical":
+                    cost, ppl = w2, ppl_ot
+                else:
+                    shift = (j > 0) * (-1) ** i * (i // 2 + 1) / 128
+                    cost, ppl = w2 + shift, ppl_ot + shift
+                rows.append({
+                    "pair_id": pid, "prompt_a": f"prompt {pid} a", "prompt_b": f"prompt {pid} b",
+                    "group": float(g), "score": float(g) - 0.25, "coupling": c, "cost": cost, "w2": w2,
+                    "cost_ratio": cost / w2, "ppl": ppl, "distances": [ppl] * K, "max_step": ppl,
+                    "total_length": K * ppl, "smoothness": 1.0,
+                })
+    return pd.DataFrame(rows)
+
+
+def noisy_results(per_group, seed=1):
+    """Synthetic results with PPL noise, so differences take both signs."""
+    results = synthetic_results(per_group, groups=(1.0, 2.5, 4.0), seed=seed)
+    results["ppl"] += np.random.default_rng(seed).normal(0, 0.05, len(results))
+    return results
+
+
+# --- the Wilcoxon tests --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("per_group", [9, 60])  # exact and normal-approximation p-values
+def test_paired_tests_equal_scipy_wilcoxon(per_group):
+    results = noisy_results(per_group)
+    tests = paired_tests(results, "ppl")
+    assert list(tests.columns) == list(TEST_COLUMNS)
+    assert len(tests) == 2 * 3
+    wide = results.pivot(index="pair_id", columns="coupling", values="ppl")
+    group = results.groupby("pair_id")["group"].first()
+    for row in tests.itertuples():
+        block = wide[group == row.group]
+        d = (block["ot"] - block[row.other]).to_numpy()
+        two = st.wilcoxon(d)
+        less = st.wilcoxon(d, alternative="less")
+        assert row.n == per_group
+        assert row.statistic == two.statistic
+        assert row.p_two_sided == pytest.approx(two.pvalue, rel=1e-12)
+        assert row.p_less == pytest.approx(less.pvalue, rel=1e-12)
+        assert row.median_difference == pytest.approx(np.median(d))
+        assert row.median_reference == pytest.approx(block["ot"].median())
+        assert row.median_other == pytest.approx(block[row.other].median())
+        assert row.rank_biserial == pytest.approx(rank_biserial(d))
+        assert row.mark == significance_mark(two.pvalue)
+
+
+def test_holm_equals_hand_computation():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> running max 0.06
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    # NaN is outside the family (m = 2) and stays NaN; values are clipped to 1
+    np.testing.assert_allclose(holm([np.nan, 0.5, 0.4]), [np.nan, 0.8, 0.8])
+    np.testing.assert_allclose(holm([0.6, 0.7]), [1.0, 1.0])
+    assert holm([]).shape == (0,)
+
+
+def test_holm_columns_adjust_across_groups_within_each_comparison():
+    tests = paired_tests(noisy_results(9), "ppl")
+    for _, block in tests.groupby("comparison"):
+        np.testing.assert_allclose(block["p_two_sided_holm"], holm(block["p_two_sided"]))
+        np.testing.assert_allclose(block["p_less_holm"], holm(block["p_less"]))
+        assert (block["p_two_sided_holm"] >= block["p_two_sided"]).all()
+
+
+def test_rank_biserial_equals_its_definition():
+    # nonzero d = [1, -2, 3]: ranks of |d| are 1, 2, 3; T+ = 4, T- = 2
+    assert rank_biserial([1.0, -2.0, 3.0, 0.0]) == pytest.approx((4 - 2) / 6)
+    # tied |d|: ranks 1.5, 1.5, 3; T+ = 4.5, T- = 1.5
+    assert rank_biserial([1.0, -1.0, 2.0]) == pytest.approx(0.5)
+    assert rank_biserial([-1.0, -3.0]) == -1.0
+    assert np.isnan(rank_biserial([0.0, 0.0]))
+
+
+@pytest.mark.parametrize("p, alpha, mark", [
+    (0.2, 0.05, "-"), (0.05, 0.05, "-"), (0.049, 0.05, "*"), (0.009, 0.05, "**"),
+    (0.0009, 0.05, "***"), (0.03, 0.01, "-"), (0.07, 0.1, "*"), (np.nan, 0.05, "n/a"),
+])
+def test_significance_mark(p, alpha, mark):
+    assert significance_mark(p, alpha) == mark
+
+
+def test_ot_smaller_by_construction_is_significant_in_every_group():
+    results = synthetic_results(6)
+    for metric in ("ppl", "cost"):
+        tests = paired_tests(results, metric)
+        assert len(tests) == 2 * len(GROUPS)
+        # n = 6, every difference negative: exact p = 2 / 2^6 two-sided, 1 / 2^6 one-sided
+        np.testing.assert_allclose(tests["p_two_sided"], 2 / 64)
+        np.testing.assert_allclose(tests["p_less"], 1 / 64)
+        assert (tests["rank_biserial"] == -1).all()
+        assert (tests["median_difference"] < 0).all()
+        assert set(tests["mark"]) == {"*"}
+        assert set(tests["note"]) == {""}
+
+
+def test_identical_couplings_give_nothing_significant():
+    tests = paired_tests(synthetic_results(6, effect="identical"), "ppl")
+    assert tests["p_two_sided"].isna().all() and tests["statistic"].isna().all()
+    assert set(tests["mark"]) == {"n/a"}
+    assert set(tests["note"]) == {"all differences are zero"}
+
+
+def test_symmetric_differences_give_nothing_significant():
+    tests = paired_tests(synthetic_results(6, effect="symmetric"), "ppl")
+    assert set(tests["mark"]) == {"-"}
+    np.testing.assert_allclose(tests["p_two_sided"], 1.0)
+    np.testing.assert_allclose(tests["rank_biserial"], 0.0, atol=1e-12)
+
+
+def test_group_with_one_pair_gives_nan_and_a_note():
+    results = synthetic_results(4, groups=(1.0, 2.0))
+    results = results[(results["group"] == 1.0) | (results["pair_id"] == "g2.0-p000")]
+    tests = paired_tests(results, "ppl").set_index(["comparison", "group"])
+    one = tests.loc[("ot vs clip", 2.0)]
+    assert one["n"] == 1
+    assert np.isnan(one["statistic"]) and np.isnan(one["p_two_sided"]) and np.isnan(one["p_less_holm"])
+    assert one["mark"] == "n/a"
+    assert one["note"] == "too few pairs for a test (n=1)"
+    # the untestable group stays out of the Holm family: the other group's p is not multiplied
+    full = tests.loc[("ot vs clip", 1.0)]
+    assert full["p_two_sided_holm"] == full["p_two_sided"]
+
+
+def test_zero_differences_are_discarded_and_noted():
+    results = synthetic_results(8, groups=(1.0,))
+    results.loc[(results["pair_id"] == "g1.0-p000") & (results["coupling"] == "clip"), "ppl"] = \
+        results.loc[(results["pair_id"] == "g1.0-p000") & (results["coupling"] == "ot"), "ppl"].item()
+    row = paired_tests(results, "ppl", others=("clip",)).iloc[0]
+    assert row["note"] == "1 zero difference(s) discarded"
+    assert row["n"] == 8
+    assert row["p_less"] == pytest.approx(1 / 2 ** 7)
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+def test_pair_missing_a_coupling_is_an_error_naming_it():
+    results = synthetic_results(3)
+    results = results[~((results["pair_id"] == "g2.5-p001") & (results["coupling"] == "random"))]
+    with pytest.raises(ValueError, match=r"'g2\.5-p001' \(no random\)"):
+        paired_tests(results, "ppl")
+    # the pair is fine for a comparison that does not need the missing coupling
+    assert len(paired_tests(results, "ppl", others=("clip",))) == len(GROUPS)
+
+
+def test_duplicate_rows_nan_values_and_missing_columns_are_errors():
+    results = synthetic_results(2)
+    with pytest.raises(ValueError, match=r"duplicate .* pair\(s\) 'g0\.5-p000'"):
+        paired_tests(pd.concat([results, results.iloc[[0]]]), "ppl")
+    nan = results.copy()
+    nan.loc[5, "ppl"] = np.nan
+    with pytest.raises(ValueError, match=rf"'ppl' is NaN for pair\(s\) '{nan.loc[5, 'pair_id']}'"):
+        paired_tests(nan, "ppl")
+    with pytest.raises(ValueError, match="results lack column.*'lpips'"):
+        paired_tests(results, "lpips")
+    with pytest.raises(ValueError, match="no rows for coupling.*'linear'"):
+        paired_tests(results, "ppl", others=("linear",))
+    split = results.copy()
+    split.loc[1, "group"] = 5.0
+    with pytest.raises(ValueError, match=r"'g0\.5-p000'.* no single similarity group"):
+        paired_tests(split, "ppl")
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\)"):
+        paired_tests(results, "ppl", alpha=5)
+
+
+def test_per_pair_is_one_row_per_pair():
+    results = synthetic_results(2)
+    wide = per_pair(results, "cost")
+    assert wide.shape == (2 * len(GROUPS), 4)
+    assert list(wide.columns) == ["ot", "clip", "random", "group"]
+    assert wide.index.is_monotonic_increasing
+
+
+# --- Table 1 and files ---------------------------------------------------------------------------
+
+def test_table1_has_the_papers_shape_and_is_written(tmp_path):
+    results = synthetic_results(6)
+    table = table1(paired_tests(results, "ppl"))
+    assert table.shape == (2, 10)
+    assert list(table.index) == ["OT vs. CLIP PPL", "OT vs. Random PPL"]
+    assert list(table.columns) == ["0.5", "1.0", "1.5", "2.0", "2.5", "3.0", "3.5", "4.0", "4.5", "5.0"]
+    assert (table == "*").all().all()
+
+    paths = write_table(table, tmp_path / "tables", "table1")
+    assert [p.name for p in paths] == ["table1.csv", "table1.md", "table1.tex"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    (tmp_path / "plain").write_text("x")  # the permissions of a plainly written file, not mkstemp's 0600
+    assert {p.stat().st_mode for p in paths} == {(tmp_path / "plain").stat().st_mode}
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["table1.csv", "table1.md", "table1.tex"]
+    back = pd.read_csv(paths[0], index_col=0, dtype=str)
+    assert back.equals(table.rename_axis(columns=None))
+    md = paths[1].read_text()
+    assert "| OT vs. Random PPL" in md and "5.0" in md
+    tex = paths[2].read_text()
+    assert "\\begin{tabular}" in tex and "OT vs. CLIP PPL" in tex
+
+
+def test_table1_of_several_metrics_keeps_their_order():
+    results = synthetic_results(3, groups=(1.0, 3.0))
+    table = table1(pd.concat([paired_tests(results, "ppl"), paired_tests(results, "cost")]))
+    assert list(table.index) == ["OT vs. CLIP PPL", "OT vs. Random PPL", "OT vs. CLIP cost", "OT vs. Random cost"]
+    assert list(table.columns) == ["1.0", "3.0"]
+
+
+def test_write_table_without_index_and_bad_format(tmp_path):
+    tests = paired_tests(synthetic_results(3, groups=(1.0,)), "ppl")
+    (csv,) = write_table(tests, tmp_path, "tests_ppl", formats=("csv",))
+    pd.testing.assert_frame_equal(pd.read_csv(csv).fillna({"note": ""}), tests, check_dtype=False)
+    with pytest.raises(ValueError, match="unknown table format.*'xlsx'"):
+        write_table(tests, tmp_path, "x", formats=("csv", "xlsx"))
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "t.csv"
+    target.write_text("old")
+
+    def fail(tmp):
+        Path(tmp).write_text("partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(fail, target)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+
+
+# --- hypotheses ----------------------------------------------------------------------------------
+
+def test_hypotheses_supported_when_built_in():
+    results = synthetic_results(6)
+    h = hypotheses(results).set_index("id")
+    assert list(h.index) == ["H1", "H2", "H3", "H4"]
+    assert set(h["verdict"]) == {"supported"}
+    assert (h["n_pairs"] == 60).all() and (h["n_groups"] == 10).all()
+    w2 = per_pair(results, "w2", ["ot"])
+    rho, p = st.spearmanr(w2["ot"], w2["group"], alternative="less")
+    assert h.loc["H1", "estimate_1"] == pytest.approx(rho)
+    assert h.loc["H1", "p_1"] == pytest.approx(p)
+    assert h.loc["H1", "p"] == max(h.loc["H1", "p_1"], h.loc["H1", "p_2"])
+    assert (h.loc[["H2", "H4"], ["estimate_1", "estimate_2"]] > 0).all().all()
+    assert h.loc["H3", "estimate_1"] == -1.0
+    assert h.loc["H3", "p_1"] == pytest.approx(st.wilcoxon(
+        per_pair(results, "ppl")["ot"] - per_pair(results, "ppl")["clip"], alternative="less").pvalue)
+    assert "60 pairs in 10 groups" in h.loc["H3", "evidence"]
+
+
+@pytest.mark.parametrize("effect", ["identical", "symmetric"])
+def test_hypotheses_on_ot_not_better_are_not_supported(effect):
+    h = hypotheses(synthetic_results(6, effect=effect)).set_index("id")
+    assert h.loc["H3", "verdict"] == "not supported"
+    assert h.loc["H4", "verdict"] == "not supported"
+
+
+def test_hypotheses_not_testable_on_few_pairs_or_groups():
+    few_pairs = hypotheses(synthetic_results(1, groups=(1.0, 2.0, 3.0, 4.0)))
+    assert set(few_pairs["verdict"]) == {"not testable at this size"}
+    two_groups = hypotheses(synthetic_results(6, groups=(1.0, 2.0))).set_index("id")
+    assert two_groups.loc["H3", "verdict"] == "supported"
+    assert set(two_groups.loc[["H1", "H2", "H4"], "verdict"]) == {"not testable at this size"}
+
+
+# --- pairs for Figure 2 --------------------------------------------------------------------------
+
+def test_largest_gaps():
+    results = synthetic_results(2, groups=(1.0, 2.0), effect="identical")
+    clip = results["coupling"] == "clip"
+    results.loc[clip & (results["pair_id"] == "g2.0-p001"), "ppl"] += 0.3
+    results.loc[clip & (results["pair_id"] == "g1.0-p000"), "ppl"] += 0.2
+    assert largest_gaps(results, 2) == ["g2.0-p001", "g1.0-p000"]
+    assert largest_gaps(results, 4)[2:] == ["g1.0-p001", "g2.0-p000"]  # ties by pair_id
+    with pytest.raises(ValueError, match=r"n must be between 1 and the number of pairs \(4\), got 5"):
+        largest_gaps(results, 5)
