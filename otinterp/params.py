@@ -102,6 +102,20 @@ class Params:
         """Statistics tables written by notebook 03."""
         return Path(self.run_dir) / "tables"
 
+    @property
+    def caveat(self) -> str | None:
+        """What every figure and table of this run must say, or None for real weights.
+
+        Offline specs (``tiny``, ``sd15-random``) have random weights, and a random LPIPS backbone
+        is not perceptual: numbers and images from them mean nothing about Stable Diffusion.
+        """
+        notes = []
+        if self.model in ("tiny", "sd15-random"):
+            notes.append("random weights: images and numbers mean nothing")
+        if self.lpips_backbone == "random":
+            notes.append("LPIPS with a random backbone")
+        return "; ".join(notes) or None
+
     def replace(self, **changes: Any) -> "Params":
         """A copy with ``changes`` applied and validated."""
         _check_names(changes)
