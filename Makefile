@@ -1,10 +1,13 @@
 # otinterp — `make paper` runs the notebooks, `make test` runs the tests.
 PROFILE ?= smoke
+RUNS ?= runs
+FIGURES ?= figures
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-RUN := runs/$(PROFILE)
+RUN := $(RUNS)/$(PROFILE)
+FIGS := $(FIGURES)/$(PROFILE)
 NB_OUT := $(RUN)/notebooks
 PARAMS := params/$(PROFILE).yaml
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
@@ -32,9 +35,10 @@ paper: $(EXECUTED)
 
 $(NB_OUT)/%.ipynb: notebooks/%.ipynb $(PARAMS) $(PACKAGE) $(STAMP)
 	@mkdir -p $(NB_OUT)
-	$(BIN)/python -m otinterp.notebooks $< $@ --profile $(PROFILE)
+	$(BIN)/python -m otinterp.notebooks $< $@ --profile $(PROFILE) \
+		--set run_dir=$(abspath $(RUN)) --set figures_dir=$(abspath $(FIGS))
 
-# Notebook order: each executed notebook needs the one before it.
+# Notebook order: each executed notebook needs the one before it (its outputs are the next one's inputs).
 $(foreach i,$(shell seq 2 $(words $(EXECUTED))),$(eval $(word $(i),$(EXECUTED)): $(word $(shell expr $(i) - 1),$(EXECUTED))))
 
 lab: $(STAMP)
@@ -45,5 +49,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/render_throughput.py --model tiny
 
 clean:
-	rm -rf runs figures/*/ .pytest_cache
+	rm -rf $(RUNS) $(FIGURES)/*/ .pytest_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
