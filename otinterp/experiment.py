@@ -175,10 +175,12 @@ def render_paths(pipe, embeds: dict[str, torch.Tensor], pairs: pd.DataFrame, par
 
 
 def pipeline_for(params: Params):
-    """The pipeline of ``params.model`` on ``params.device`` in ``params.dtype``."""
-    from otinterp.models import load_pipeline
+    """The pipeline of ``params.model`` on ``params.device`` in ``params.dtype``, with the speed
+    options ``channels_last`` and ``compile_unet`` applied."""
+    from otinterp.models import load_pipeline, prepare_for_speed
 
-    return load_pipeline(params.model, device=params.device, dtype=getattr(torch, params.dtype))
+    pipe = load_pipeline(params.model, device=params.device, dtype=params.dtype)
+    return prepare_for_speed(pipe, channels_last=params.channels_last, compile_unet=params.compile_unet)
 
 
 def render_pairs(params: Params, pairs: pd.DataFrame, *, pipe=None) -> dict[str, dict[str, Any]]:

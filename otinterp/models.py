@@ -195,7 +195,7 @@ def load_pipeline(
 def prepare_for_speed(
     pipe: StableDiffusionPipeline, *, channels_last: bool = False, compile_unet: bool = False
 ) -> StableDiffusionPipeline:
-    """Speed options for the UNet (the ``channels_last`` and ``compile_unet`` parameters), in place.
+    """Speed options (the ``channels_last`` and ``compile_unet`` parameters), applied in place.
 
     Neither changes what is computed, only how: images agree with the plain pipeline's up to float
     rounding.
@@ -204,7 +204,8 @@ def prepare_for_speed(
     ----------
     pipe : StableDiffusionPipeline
     channels_last : bool
-        Store the UNet's weights in ``torch.channels_last`` memory format (faster convolutions on GPUs).
+        Store the UNet's and the VAE's weights in ``torch.channels_last`` memory format (faster
+        convolutions with cuDNN on GPUs).
     compile_unet : bool
         Replace the UNet by ``torch.compile(pipe.unet)``; the first calls per input shape compile.
 
@@ -215,6 +216,7 @@ def prepare_for_speed(
     """
     if channels_last:
         pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
     if compile_unet:
         pipe.unet = torch.compile(pipe.unet)
     return pipe
