@@ -31,8 +31,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def notebook_parameters(notebook: str | Path, params: Params, *, root: str | Path = REPO_ROOT) -> dict[str, Any]:
     """The values of ``params`` for the names in ``notebook``'s parameters cell.
 
-    Relative paths are resolved against ``root`` (the repository). A name that is not a
-    parameter field is an error naming it and the notebook.
+    Relative paths (path fields, and ``model`` when it names an existing folder or file) are
+    resolved against ``root`` (the repository). A name that is not a parameter field is an error
+    naming it and the notebook.
     """
     declared = papermill.inspect_notebook(str(notebook))
     if not declared:
@@ -45,6 +46,8 @@ def notebook_parameters(notebook: str | Path, params: Params, *, root: str | Pat
 
 
 def _absolute(name: str, value: Any, root: Path) -> Any:
+    if name == "model" and (root / value).exists():  # a local model folder or checkpoint file
+        return str((root / value).resolve())
     if name not in PATH_FIELDS or value is None:
         return value
     if isinstance(value, list):
