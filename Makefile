@@ -14,7 +14,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 EXECUTED := $(patsubst notebooks/%,$(NB_OUT)/%,$(NOTEBOOKS))
 PACKAGE := $(shell find otinterp -name '*.py' -o -name '*.csv' 2>/dev/null)
 
-.PHONY: setup test paper lab bench clean
+.PHONY: setup test paper pairs lab bench clean
 .DELETE_ON_ERROR:
 
 setup: $(STAMP)
@@ -29,8 +29,8 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Each executed notebook depends on its source, the profile, the package and the notebook
-# before it, so an edit re-runs only what it can change.
+# Each executed notebook depends on its source, the profile, the package and what it reads (below),
+# so an edit re-runs only what it can change.
 paper: $(EXECUTED)
 
 $(NB_OUT)/%.ipynb: notebooks/%.ipynb $(PARAMS) $(PACKAGE) $(STAMP)
@@ -38,8 +38,15 @@ $(NB_OUT)/%.ipynb: notebooks/%.ipynb $(PARAMS) $(PACKAGE) $(STAMP)
 	$(BIN)/python -m otinterp.notebooks $< $@ --profile $(PROFILE) \
 		--set run_dir=$(abspath $(RUN)) --set figures_dir=$(abspath $(FIGS))
 
-# Notebook order: each executed notebook needs the one before it (its outputs are the next one's inputs).
-$(foreach i,$(shell seq 2 $(words $(EXECUTED))),$(eval $(word $(i),$(EXECUTED)): $(word $(shell expr $(i) - 1),$(EXECUTED))))
+# What each notebook reads: 01 the profile's data files, 02 the pairs from 01, 03 and 04 the
+# results from 02. (00 stands alone.) A data file that is missing is left to 01's clear error.
+INPUTS := $(shell test -x $(BIN)/python && $(BIN)/python -m otinterp.params --inputs $(PARAMS))
+$(NB_OUT)/01_dataset.ipynb: $(wildcard $(INPUTS))
+$(NB_OUT)/02_experiment.ipynb: $(NB_OUT)/01_dataset.ipynb
+$(NB_OUT)/03_statistics.ipynb $(NB_OUT)/04_figures.ipynb: $(NB_OUT)/02_experiment.ipynb
+
+# The pair table alone (e.g. before launching experiment shards): make pairs PROFILE=paper
+pairs: $(NB_OUT)/01_dataset.ipynb
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks

@@ -23,6 +23,7 @@ import statistics
 import time
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -67,7 +68,7 @@ def naive(pipe, embeds, pairs, p: params.Params) -> int:
 
 def otinterp_paths(pipe, embeds, pairs, p: params.Params) -> int:
     experiment.render_paths(pipe, embeds, pairs, p, uncond=uncond_embedding(pipe))
-    return len(pairs) * (2 + 3 * (p.n_intervals - 1))
+    return len(pairs) * experiment.images_per_pair(p.n_intervals)
 
 
 def tflop_per_image(pipe, p: params.Params) -> float:
@@ -98,69 +99,71 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--intervals", type=int, default=10, help="K (paper: 10)")
     parser.add_argument("--pairs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, nargs="+", default=[32])
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[32], help="otinterp batch sizes to time")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (warm-up excluded)")
     parser.add_argument("--skip-naive", action="store_true", help="only otinterp (for long GPU sweeps)")
-    parser.add_argument("--json", help="append the results as JSON lines to this file")
+    parser.add_argument("--peak-tflops", type=float, default=989.0,
+                        help="dense fp16/bf16 peak of the device, for the fraction of the floor (H100 SXM: 989)")
+    parser.add_argument("--json", help="append one JSON line per batch size to this file")
     args = parser.parse_args()
 
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
     prepare_for_speed(pipe, channels_last=args.channels_last, compile_unet=args.compile)
-    pairs = experiment.check_pairs(__import__("pandas").DataFrame({
+    pairs = experiment.check_pairs(pd.DataFrame({
         "pair_id": [f"bench-{i}" for i in range(args.pairs)],
         "prompt_a": [PROMPTS[i % len(PROMPTS)][0] for i in range(args.pairs)],
         "prompt_b": [PROMPTS[i % len(PROMPTS)][1] for i in range(args.pairs)],
         "group": 1.0, "score": 1.0}))
     prompts = pairs[["prompt_a", "prompt_b"]].to_numpy().ravel().tolist()
     embeds = dict(zip(prompts, encode(pipe, prompts).cpu()))
-    flops = tflop_per_image(pipe, params.make(steps=args.steps, height=args.size, width=args.size))
+    setting = {b: params.make(seed=0, n_intervals=args.intervals, steps=args.steps, height=args.size,
+                              width=args.size, batch_size=b) for b in args.batch_size}
+    first = setting[args.batch_size[0]]
+    flops = tflop_per_image(pipe, first)
+    for p in setting.values():  # warm-up: kernels, autotuning, compilation for each batch shape
+        otinterp_paths(pipe, embeds, pairs.iloc[:1], p.replace(steps=2))
+
+    # Alternate the two ways, `repeats` times: naive once (it has no batch size), then otinterp at
+    # every batch size, so drifts in clock or temperature hit both alike.
+    naive_runs, runs = [], {b: [] for b in args.batch_size}
+    for _ in range(args.repeats):
+        if not args.skip_naive:
+            naive_runs.append(time_call(lambda: naive(pipe, embeds, pairs, first), args.device))
+        for b, p in setting.items():
+            runs[b].append(time_call(lambda p=p: otinterp_paths(pipe, embeds, pairs, p), args.device))
+
+    n_paths = len(C.COUPLINGS) * args.pairs
+    images = {"naive": n_paths * (args.intervals + 1), "otinterp": len(pairs) * experiment.images_per_pair(args.intervals)}
+    print(f"\n{args.model} {args.dtype} on {args.device}, {args.size} px, {args.steps} steps, K = {args.intervals}, "
+          f"{args.pairs} pairs ({flops:.3g} TFLOP per image): median of {args.repeats}")
+
+    def line(name: str, seconds: float, n_images: int) -> dict:
+        out = {"seconds": seconds, "images_per_s": n_images / seconds, "paths_per_s": n_paths / seconds,
+               "tflops": flops * n_images / seconds, "floor_fraction": flops * n_images / seconds / args.peak_tflops}
+        print(f"  {name:18s} {seconds:8.2f} s {out['images_per_s']:9.2f} images/s {out['paths_per_s']:8.3f} paths/s "
+              f"{out['tflops']:9.3g} TFLOP/s ({100 * out['floor_fraction']:.2g} % of {args.peak_tflops:g})")
+        return out
+
+    naive_result = line("naive (batch 1)", statistics.median(naive_runs), images["naive"]) if naive_runs else None
+    # LPIPS and OT on the same number of paths, for their share of the run time.
     lpips_model = load_lpips("alex", "random", device=args.device)
-
-    for batch_size in args.batch_size:
-        p = params.make(seed=0, n_intervals=args.intervals, steps=args.steps,
-                        height=args.size, width=args.size, batch_size=batch_size)
-        otinterp_paths(pipe, embeds, pairs.iloc[:1], p)  # warm-up (and compile)
-        runs = {"naive": [], "otinterp": []}
-        for _ in range(args.repeats):
-            for name, fn in (("naive", naive), ("otinterp", otinterp_paths)):
-                if name == "naive" and args.skip_naive:
-                    continue
-                n_images = 0
-
-                def call(fn=fn):
-                    nonlocal n_images
-                    n_images = fn(pipe, embeds, pairs, p)
-
-                runs[name].append((time_call(call, args.device), n_images))
-        # LPIPS and OT on the same paths, for their share of the run time.
-        images = torch.rand(3 * args.pairs, args.intervals + 1, 3, args.size, args.size)
-        t_lpips = time_call(lambda: path_distances(images, lpips_model, batch_size=batch_size), args.device)
-        x, y = (e.double().numpy() for e in encode(pipe, list(PROMPTS[0])))
-        t_ot = time_call(lambda: [C.ot_coupling(x, y) for _ in range(args.pairs)], "cpu")
-
+    path_images = torch.rand(n_paths, args.intervals + 1, 3, args.size, args.size)
+    x, y = (e.double().numpy() for e in encode(pipe, list(PROMPTS[0])))
+    t_ot = time_call(lambda: [C.ot_coupling(x, y) for _ in range(args.pairs)], "cpu")
+    for b in args.batch_size:
+        result = line(f"otinterp batch {b}", statistics.median(runs[b]), images["otinterp"])
+        t_lpips = time_call(lambda: path_distances(path_images, lpips_model, batch_size=b), args.device)
+        share = (t_lpips + t_ot) / (result["seconds"] + t_lpips + t_ot)
         report = {"model": args.model, "device": args.device, "dtype": args.dtype, "size": args.size,
-                  "steps": args.steps, "K": args.intervals, "pairs": args.pairs, "batch_size": batch_size,
-                  "channels_last": args.channels_last, "compile": args.compile,
-                  "tflop_per_image": flops}
-        print(f"\n{args.model} {args.dtype} on {args.device}, {args.size} px, {args.steps} steps, "
-              f"K = {args.intervals}, {args.pairs} pairs, batch {batch_size}: median of {args.repeats}")
-        for name, timings in runs.items():
-            if not timings:
-                continue
-            seconds = statistics.median(t for t, _ in timings)
-            n_images = timings[0][1]
-            report[name] = {"seconds": seconds, "images_per_s": n_images / seconds,
-                            "paths_per_s": 3 * args.pairs / seconds, "tflops": flops * n_images / seconds}
-            print(f"  {name:9s} {seconds:8.2f} s  {n_images / seconds:8.2f} images/s  "
-                  f"{3 * args.pairs / seconds:7.3f} paths/s  {flops * n_images / seconds:8.3g} TFLOP/s")
-        if runs["naive"]:
-            report["ratio_paths_per_s"] = report["otinterp"]["paths_per_s"] / report["naive"]["paths_per_s"]
-            print(f"  otinterp / naive, completed paths per second: {report['ratio_paths_per_s']:.2f}x")
-        share = (t_lpips + t_ot) / (report["otinterp"]["seconds"] + t_lpips + t_ot)
-        report["lpips_ot_share"] = share
-        print(f"  LPIPS {t_lpips:.3f} s + OT {t_ot:.4f} s = {100 * share:.1f} % of the otinterp run")
+                  "steps": args.steps, "K": args.intervals, "pairs": args.pairs, "batch_size": b,
+                  "channels_last": args.channels_last, "compile": args.compile, "tflop_per_image": flops,
+                  "otinterp": result, "naive": naive_result, "lpips_ot_share": share}
+        if naive_result:
+            report["ratio_paths_per_s"] = result["paths_per_s"] / naive_result["paths_per_s"]
+            print(f"    otinterp / naive, completed paths per second: {report['ratio_paths_per_s']:.2f}x")
+        print(f"    LPIPS {t_lpips:.3f} s + OT {t_ot:.4f} s = {100 * share:.2f} % of the run")
         if args.json:
             with open(args.json, "a") as fh:
                 fh.write(json.dumps(report) + "\n")

@@ -157,13 +157,15 @@ def prompt_pair_id(prompt_a: str, prompt_b: str) -> str:
     return "p-" + hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
-def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise a ValueError naming ``what`` and the ``columns`` that ``frame`` lacks."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{what}: missing column(s) {', '.join(map(repr, missing))}")
 
 
-def _check_unique_ids(pairs: pd.DataFrame, where: str) -> None:
+def check_unique_ids(pairs: pd.DataFrame, where: str) -> None:
+    """Raise a ValueError naming ``where`` and a ``pair_id`` that appears more than once."""
     counts = pairs["pair_id"].value_counts()
     if (counts > 1).any():
         dup = counts.index[counts > 1]
@@ -356,7 +358,7 @@ def resolve_cxc(cxc: pd.DataFrame, captions: dict[int, str], *, bin_width: float
         For an id that is malformed or not in ``captions`` (the message names it), or a pair
         that appears twice.
     """
-    _require(cxc, ("caption1", "caption2", "agg_score"), "CxC table")
+    require_columns(cxc, ("caption1", "caption2", "agg_score"), "CxC table")
     ids = pd.concat([cxc["caption1"], cxc["caption2"]], ignore_index=True).astype(str)
     sentid = ids.str.extract(f"^{_CXC_ID}$", expand=False)
     if sentid.isna().any():
@@ -380,7 +382,7 @@ def resolve_cxc(cxc: pd.DataFrame, captions: dict[int, str], *, bin_width: float
         "source_a": cxc["caption1"].to_numpy(),
         "source_b": cxc["caption2"].to_numpy(),
     })
-    _check_unique_ids(pairs, "CxC pairs")
+    check_unique_ids(pairs, "CxC pairs")
     return pairs
 
 
@@ -418,14 +420,14 @@ def sample_pairs(pairs: pd.DataFrame, *, per_group: int, seed: int, bin_width: f
     """
     if per_group < 1:
         raise ValueError(f"per_group must be >= 1, got {per_group}")
-    _require(pairs, PAIR_COLUMNS, "pair table")
+    require_columns(pairs, PAIR_COLUMNS, "pair table")
     groups = all_groups(bin_width)
     pairs = pairs.assign(group=pairs["group"].round(6))
     unknown = ~pairs["group"].isin(groups)
     if unknown.any():
         bad = float(pairs["group"][unknown].iloc[0])
         raise ValueError(f"pair table: group {bad!r} is not one of {groups.tolist()}")
-    _check_unique_ids(pairs, "pair table")
+    check_unique_ids(pairs, "pair table")
     same = pairs["prompt_a"].map(normalise_text) == pairs["prompt_b"].map(normalise_text)
     kept = pairs.loc[~same, list(PAIR_COLUMNS)].sort_values("pair_id")
     picks = []
@@ -548,7 +550,7 @@ def load_pairs_csv(path: str | os.PathLike, *, bin_width: float = 0.5) -> pd.Dat
         "source_a": raw["source_a"].replace("", np.nan) if "source_a" in raw else nothing,
         "source_b": raw["source_b"].replace("", np.nan) if "source_b" in raw else nothing,
     })
-    _check_unique_ids(pairs, str(path))
+    check_unique_ids(pairs, str(path))
     return pairs
 
 
@@ -595,7 +597,7 @@ def write_pairs(pairs: pd.DataFrame, path: str | os.PathLike) -> Path:
 
     The report in ``pairs.attrs`` is kept in the file's metadata. Returns the path written.
     """
-    _require(pairs, PAIR_COLUMNS, "pair table")
+    require_columns(pairs, PAIR_COLUMNS, "pair table")
     return atomic_write(lambda tmp: pairs[list(PAIR_COLUMNS)].to_parquet(tmp, index=False), path)
 
 

@@ -41,16 +41,17 @@ from tqdm.auto import tqdm
 from otinterp import couplings as C
 from otinterp.io import atomic_write
 from otinterp.params import Params, load as load_params, parse_overrides
-from otinterp.ppl import gini, load_lpips, path_distances
+from otinterp.data import check_unique_ids, read_pairs, require_columns
+from otinterp.ppl import gini, load_lpips, path_distances, perceptual_path_length
 
 __all__ = [
-    "PAIR_COLUMNS", "parse_shard", "shard_from_env", "shard_parts", "path_embeddings", "render_paths",
+    "REQUIRED_COLUMNS", "check_pairs", "images_per_pair", "parse_shard", "shard_from_env", "shard_parts", "path_embeddings", "render_paths",
     "pipeline_for", "render_pairs",
     "encode_cached", "run", "load_results", "main",
 ]
 
-#: Columns the experiment needs in a pair table (notebook 01's ``pairs.parquet``).
-PAIR_COLUMNS = ("pair_id", "prompt_a", "prompt_b", "group", "score")
+#: Columns the experiment needs in a pair table (notebook 01's ``pairs.parquet`` has these and more).
+REQUIRED_COLUMNS = ("pair_id", "prompt_a", "prompt_b", "group", "score")
 
 _VERSIONED = ("otinterp", "torch", "diffusers", "transformers", "lpips", "pot", "scipy", "numpy")
 
@@ -59,13 +60,14 @@ _VERSIONED = ("otinterp", "torch", "diffusers", "transformers", "lpips", "pot", 
 
 def check_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     """``pairs`` with a fresh index, after checking its columns and ids."""
-    missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
-    if missing:
-        raise ValueError(f"pair table lacks column(s) {', '.join(missing)}; expected {', '.join(PAIR_COLUMNS)}")
-    dup = pairs["pair_id"][pairs["pair_id"].duplicated()]
-    if len(dup):
-        raise ValueError(f"pair table has duplicate pair_id(s): {', '.join(map(str, dup.unique()[:5]))}")
+    require_columns(pairs, REQUIRED_COLUMNS, "pair table")
+    check_unique_ids(pairs, "pair table")
     return pairs.reset_index(drop=True)
+
+
+def images_per_pair(n_intervals: int) -> int:
+    """Renders per pair: the 2 shared endpoints and ``K − 1`` interior points of each coupling."""
+    return 2 + len(C.COUPLINGS) * (n_intervals - 1)
 
 
 def parse_shard(spec: str | tuple[int, int]) -> tuple[int, int]:
@@ -164,7 +166,7 @@ def render_paths(pipe, embeds: dict[str, torch.Tensor], pairs: pd.DataFrame, par
     images = render(pipe, torch.cat(batch), seed=params.seed, steps=params.steps,
                     guidance=params.guidance, height=params.height, width=params.width,
                     batch_size=params.batch_size, uncond=uncond, disable=disable)
-    per_pair = 2 + len(C.COUPLINGS) * (k - 1)
+    per_pair = images_per_pair(k)
     for j, pid in enumerate(paths):
         block = images[j * per_pair:(j + 1) * per_pair]
         for c, name in enumerate(C.COUPLINGS):
@@ -236,8 +238,9 @@ def path_rows(pairs: pd.DataFrame, paths: dict, lpips_model, params: Params) -> 
             "group": float(meta.at[pid, "group"]), "score": float(meta.at[pid, "score"]),
             "coupling": name, "cost": paths[pid][name]["cost"], "w2": w2,
             "cost_ratio": paths[pid][name]["cost"] / w2 if w2 > 0 else 1.0,
-            "ppl": float(d.mean()), "distances": d.tolist(), "max_step": float(d.max()),
+            "ppl": perceptual_path_length(d), "distances": d.tolist(), "max_step": float(d.max()),
             "total_length": float(d.sum()), "smoothness": 1.0 - gini(d),
+            "lpips_backbone": params.lpips_backbone,
         })
     return pd.DataFrame(rows)
 
@@ -327,7 +330,7 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
     Parameters
     ----------
     params : Params
-    pairs : DataFrame with :data:`PAIR_COLUMNS`
+    pairs : DataFrame with :data:`REQUIRED_COLUMNS`
     out_dir : path, optional
         Results folder, by default ``params.results_dir``.
     shard : "i/n" or (i, n)
@@ -340,6 +343,9 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
         Turn off the progress bar.
     """
     pairs = check_pairs(pairs)
+    unknown = sorted(set(params.strip_pair_ids) - set(pairs["pair_id"]))
+    if unknown:
+        raise ValueError(f"strip_pair_ids not in the pair table: {', '.join(unknown)}")
     if params.max_pairs is not None:
         pairs = pairs.iloc[:params.max_pairs]
     shard = parse_shard(shard)
@@ -367,7 +373,7 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
         if params.strip_pair_ids:
             save_strips(paths, params.strip_pair_ids, out_dir / "strips")
         atomic_write(lambda tmp: rows.to_parquet(tmp, index=False), out_dir / part_name(list(part["pair_id"])))
-        n_images += len(part) * (2 + len(C.COUPLINGS) * (params.n_intervals - 1))
+        n_images += len(part) * images_per_pair(params.n_intervals)
         done += len(part)
         bar.update(len(part))
         bar.set_postfix(images_per_s=f"{n_images / (time.perf_counter() - t0):.2f}")
@@ -389,12 +395,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="i/n: this process's share of the pairs; 'auto' reads accelerate/torchrun/SLURM")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
     args = parser.parse_args(argv)
-    params = load_params(args.params, **parse_overrides(args.set))
+    # Resolved like the notebooks' (against the working directory, normally the repository), so
+    # shards and notebook 02 agree on the model and share one results folder.
+    params = load_params(args.params, **parse_overrides(args.set)).resolved(Path.cwd())
     shard = shard_from_env() if args.shard == "auto" else parse_shard(args.shard)
     if params.device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per launched process
         params = params.replace(device=f"cuda:{os.environ['LOCAL_RANK']}")
-    from otinterp.data import read_pairs
-
     results = run(params, read_pairs(args.pairs or params.pairs_path), args.out, shard=shard)
     print(f"shard {shard[0]}/{shard[1]}: {len(results) // 3} pairs done -> {args.out or params.results_dir}")
 

@@ -31,9 +31,11 @@ import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from otinterp.params import RANDOM_WEIGHT_MODELS, RANDOM_WEIGHTS_NOTE
+
 __all__ = [
     "load_pipeline", "build_pipeline", "clip_tokenizer", "prepare_for_speed", "weights_note",
-    "OFFLINE_SPECS", "SD15_CONFIGS", "TINY_CONFIGS", "RANDOM_WEIGHTS_NOTE",
+    "OFFLINE_SPECS", "SD15_CONFIGS", "TINY_CONFIGS",
 ]
 
 #: The hub id of SD 1.5 (the paper profile's model), used in error messages.
@@ -143,13 +145,9 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 #: The specs built offline with random weights, and their configurations.
-OFFLINE_SPECS: dict[str, dict[str, dict[str, Any]]] = {"tiny": TINY_CONFIGS, "sd15-random": SD15_CONFIGS}
+OFFLINE_SPECS: dict[str, dict[str, dict[str, Any]]] = dict(zip(RANDOM_WEIGHT_MODELS, (TINY_CONFIGS, SD15_CONFIGS)))
 
 _CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
-
-#: What every figure of images from an offline spec says in its title.
-RANDOM_WEIGHTS_NOTE = "random weights: images mean nothing"
-
 
 def load_pipeline(
     spec: str, *, device: str | torch.device = "cpu", dtype: torch.dtype | str = torch.float32
@@ -223,7 +221,7 @@ def prepare_for_speed(
 
 
 def weights_note(spec: str) -> str:
-    """:data:`RANDOM_WEIGHTS_NOTE` for an offline random-weight spec, else ``""`` (for figure titles)."""
+    """:data:`~otinterp.params.RANDOM_WEIGHTS_NOTE` for an offline random-weight spec, else ``""``."""
     return RANDOM_WEIGHTS_NOTE if spec in OFFLINE_SPECS else ""
 
 

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import papermill
 
 from otinterp import params as params_mod
-from otinterp.params import PATH_FIELDS, Params, parse_overrides
+from otinterp.params import Params, parse_overrides
 
 __all__ = ["notebook_parameters", "execute", "main"]
 
@@ -32,27 +32,17 @@ def notebook_parameters(notebook: str | Path, params: Params, *, root: str | Pat
     """The values of ``params`` for the names in ``notebook``'s parameters cell.
 
     Relative paths (path fields, and ``model`` when it names an existing folder or file) are
-    resolved against ``root`` (the repository). A name that is not a parameter field is an error
-    naming it and the notebook.
+    resolved against ``root`` (the repository), see :meth:`Params.resolved`. A name that is not a
+    parameter field is an error naming it and the notebook.
     """
     declared = papermill.inspect_notebook(str(notebook))
     if not declared:
         raise ValueError(f"{notebook}: no cell tagged 'parameters'")
-    values = params.to_dict()
+    values = params.resolved(root).to_dict()
     unknown = sorted(set(declared) - set(values))
     if unknown:
         raise ValueError(f"{notebook}: parameters cell names {', '.join(map(repr, unknown))}, not fields of Params")
-    return {name: _absolute(name, values[name], Path(root)) for name in declared}
-
-
-def _absolute(name: str, value: Any, root: Path) -> Any:
-    if name == "model" and (root / value).exists():  # a local model folder or checkpoint file
-        return str((root / value).resolve())
-    if name not in PATH_FIELDS or value is None:
-        return value
-    if isinstance(value, list):
-        return [str((root / v).resolve()) for v in value]
-    return str((root / value).resolve())
+    return {name: values[name] for name in declared}
 
 
 def execute(notebook: str | Path, output: str | Path, params: Params, *, root: str | Path = REPO_ROOT,

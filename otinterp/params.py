@@ -17,7 +17,17 @@ from typing import Any, Literal, Optional
 
 import yaml
 
-__all__ = ["Params", "load", "make", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS"]
+__all__ = [
+    "Params", "load", "make", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS", "RANDOM_WEIGHT_MODELS",
+    "RANDOM_WEIGHTS_NOTE",
+]
+
+
+#: Model specs that :mod:`otinterp.models` builds offline with seeded random weights.
+RANDOM_WEIGHT_MODELS = ("tiny", "sd15-random")
+
+#: What every image, figure and table made from such a model must say.
+RANDOM_WEIGHTS_NOTE = "random weights: images and numbers mean nothing"
 
 
 @dataclass(frozen=True)
@@ -75,10 +85,13 @@ class Params:
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), _hints()[f.name])
         positive = ("n_perms", "per_group", "n_intervals", "steps", "height", "width", "batch_size",
-                    "pairs_per_part")
+                    "pairs_per_part", "max_pairs", "lpips_resize", "n_figure_pairs")
         for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"parameter {name!r} must be >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"parameter {name!r} must be >= 1, got {value}")
+        if self.seed < 0:
+            raise ValueError(f"parameter 'seed' must be >= 0, got {self.seed}")
         for name in ("height", "width"):
             if getattr(self, name) % 8:
                 raise ValueError(f"parameter {name!r} must be a multiple of 8, got {getattr(self, name)}")
@@ -102,6 +115,12 @@ class Params:
         """Statistics tables written by notebook 03."""
         return Path(self.run_dir) / "tables"
 
+    def input_files(self) -> list[str]:
+        """The data files notebook 01 reads for this profile (none for the bundled pairs)."""
+        if self.pairs_source == "cxc":
+            return [*self.cxc_paths, self.karpathy_path]
+        return [self.pairs_csv] if self.pairs_source == "csv" else []
+
     @property
     def caveat(self) -> str | None:
         """What every figure and table of this run must say, or None for real weights.
@@ -110,11 +129,27 @@ class Params:
         is not perceptual: numbers and images from them mean nothing about Stable Diffusion.
         """
         notes = []
-        if self.model in ("tiny", "sd15-random"):
-            notes.append("random weights: images and numbers mean nothing")
+        if self.model in RANDOM_WEIGHT_MODELS:
+            notes.append(RANDOM_WEIGHTS_NOTE)
         if self.lpips_backbone == "random":
             notes.append("LPIPS with a random backbone")
         return "; ".join(notes) or None
+
+    def resolved(self, root: str | Path) -> "Params":
+        """A copy whose relative paths are absolute, resolved against ``root``.
+
+        Path fields are resolved always, ``model`` when it names an existing folder or file
+        (a local model), so a notebook (run in ``notebooks/``) and the command line (run in the
+        repository) see the same values and share one results folder.
+        """
+        root = Path(root)
+        changes: dict[str, Any] = {
+            name: [str((root / v).resolve()) for v in value] if isinstance(value, list) else str((root / value).resolve())
+            for name in PATH_FIELDS if (value := getattr(self, name)) is not None
+        }
+        if (root / self.model).exists():
+            changes["model"] = str((root / self.model).resolve())
+        return dataclasses.replace(self, **changes)
 
     def replace(self, **changes: Any) -> "Params":
         """A copy with ``changes`` applied and validated."""
@@ -233,3 +268,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             raise ValueError(f"an override must look like NAME=VALUE, got {item!r}")
         overrides[name.strip()] = yaml.safe_load(text)
     return overrides
+
+
+if __name__ == "__main__":  # `python -m otinterp.params --inputs PROFILE.yaml`, used by the Makefile
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "--inputs":
+        raise SystemExit("usage: python -m otinterp.params --inputs PROFILE.yaml")
+    print(" ".join(load(sys.argv[2]).input_files()))

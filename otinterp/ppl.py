@@ -58,6 +58,8 @@ def load_lpips(net: Literal["alex", "vgg", "squeeze"] = "alex",
             model = lpips.LPIPS(net=net, version="0.1", pretrained=True,
                                 pnet_rand=backbone == "random", verbose=False)
         except Exception as err:  # torchvision's download: URLError, OSError, RuntimeError...
+            if backbone == "random":
+                raise
             cache = torch.hub.get_dir()
             raise RuntimeError(
                 f"LPIPS needs torchvision's pretrained {net} weights and could not load them ({err}). "

@@ -19,7 +19,8 @@ Choices the paper leaves open (SPEC 4)
   above). ``statistic`` is the two-sided statistic, ``min(T+, T−)``.
 - Differences are ``reference − other`` (OT minus CLIP or random), so the one-sided alternative
   ``"less"`` is "OT is smaller" and a negative rank-biserial correlation favours OT.
-- Significance marks use the unadjusted two-sided p-value, as the paper's Table 1 does; the Holm
+- Significance marks use the unadjusted two-sided p-value, as the paper's Table 1 does, with a
+  ``†`` when the difference is significant the other way (the reference, OT, is larger); the Holm
   adjustment across groups (within one comparison and metric) is reported beside it, for the
   two-sided and the one-sided p-values.
 - Trend tests (hypotheses 1, 2 and 4) are Spearman correlations over pairs, with the similarity
@@ -30,9 +31,8 @@ Choices the paper leaves open (SPEC 4)
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -176,7 +176,8 @@ def rank_biserial(d: ArrayLike) -> float:
 
 def significance_mark(p: float, alpha: float = 0.05) -> str:
     """The mark of a p-value: ``"-"`` when ``p >= alpha``, else ``"***"`` (p < 0.001),
-    ``"**"`` (p < 0.01) or ``"*"``; ``"n/a"`` for NaN (no test)."""
+    ``"**"`` (p < 0.01) or ``"*"``; ``"n/a"`` for NaN (no test). :func:`paired_tests` appends
+    ``"†"`` when the reference's values are the larger ones."""
     if np.isnan(p):
         return "n/a"
     if p >= alpha:
@@ -199,8 +200,13 @@ def _wilcoxon(ref: np.ndarray, other: np.ndarray, alpha: float) -> dict:
     less = st.wilcoxon(d, zero_method="wilcox", method="auto", alternative="less")
     return {**row, "statistic": float(two_sided.statistic), "p_two_sided": float(two_sided.pvalue),
             "p_less": float(less.pvalue), "rank_biserial": rank_biserial(d),
-            "mark": significance_mark(two_sided.pvalue, alpha),
+            "mark": _directed(significance_mark(two_sided.pvalue, alpha), np.median(d)),
             "note": f"{zeros} zero difference(s) discarded" if zeros else ""}
+
+
+def _directed(mark: str, median_difference: float) -> str:
+    """``mark`` with ``"†"`` appended when significant the wrong way (the reference is larger)."""
+    return mark + "†" if mark.startswith("*") and median_difference > 0 else mark
 
 
 def paired_tests(results: pd.DataFrame, metric: str, *, reference: str = "ot",
@@ -345,8 +351,9 @@ def hypotheses(results: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
         "H1": [_trend("W2", w2, group, "less"), _trend("OT PPL", ppl["ot"], group, "less")],
         "H2": [_trend(f"{LABELS[c]} C(σ)/W2 − 1", ratio[c] - 1, group, "greater") for c in others],
         "H3": [_smaller(f"OT < {LABELS[c]} PPL", ppl["ot"], ppl[c]) for c in others],
-        "H4": [_trend(f"{LABELS[c]} relative PPL gain", (ppl[c] - ppl["ot"]) / ppl[c], group, "greater")
-               for c in others],
+        # 0 / 0 (both paths have zero length) is no gain, not a missing value.
+        "H4": [_trend(f"{LABELS[c]} relative PPL gain", ((ppl[c] - ppl["ot"]) / ppl[c]).fillna(0.0), group,
+                      "greater") for c in others],
     }
     n_pairs, n_groups = len(ppl), group.nunique()
     rows = []
@@ -385,14 +392,15 @@ def largest_gaps(results: pd.DataFrame, n: int, *, metric: str = "ppl", referenc
 
 
 _WRITERS = {
-    "csv": lambda df, index: df.to_csv(index=index),
-    "md": lambda df, index: df.to_markdown(index=index, floatfmt=".4g") + "\n",
-    "tex": lambda df, index: df.to_latex(index=index, escape=True, float_format="{:.4g}".format, na_rep="--"),
+    "csv": lambda df, index, note: df.to_csv(index=index),
+    "md": lambda df, index, note: df.to_markdown(index=index, floatfmt=".4g") + (f"\n\n*{note}*" if note else "") + "\n",
+    "tex": lambda df, index, note: (f"% {note}\n" if note else "")
+    + df.to_latex(index=index, escape=True, float_format="{:.4g}".format, na_rep="--"),
 }
 
 
 def write_table(df: pd.DataFrame, directory: str | Path, name: str,
-                formats: Sequence[str] = ("csv", "md", "tex")) -> list[Path]:
+                formats: Sequence[str] = ("csv", "md", "tex"), *, note: str | None = None) -> list[Path]:
     """Write ``df`` as ``directory/name.<format>`` for each format, atomically.
 
     Parameters
@@ -405,6 +413,9 @@ def write_table(df: pd.DataFrame, directory: str | Path, name: str,
         File name without extension.
     formats : sequence of {"csv", "md", "tex"}
         CSV (full precision), Markdown and LaTeX (4 significant digits).
+    note : str, optional
+        A caveat (e.g. random-weight models) written under the Markdown table and as a comment
+        above the LaTeX one.
 
     Returns
     -------
@@ -415,5 +426,5 @@ def write_table(df: pd.DataFrame, directory: str | Path, name: str,
     if unknown:
         raise ValueError(f"unknown table format(s) {_listing(unknown)}; expected {_listing(_WRITERS)}")
     index = not isinstance(df.index, pd.RangeIndex)
-    return [atomic_write(lambda tmp, f=f: Path(tmp).write_text(_WRITERS[f](df, index)),
+    return [atomic_write(lambda tmp, f=f: Path(tmp).write_text(_WRITERS[f](df, index, note)),
                          Path(directory) / f"{name}.{f}") for f in formats]

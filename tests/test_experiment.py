@@ -62,6 +62,7 @@ def test_results_schema_and_values(full_run, pairs):
         assert r["max_step"] == pytest.approx(max(r["distances"]))
         assert r["total_length"] == pytest.approx(sum(r["distances"]))
         assert 0 <= r["smoothness"] <= 1
+        assert r["lpips_backbone"] == "random"
     ot = full_run[full_run.coupling == "ot"].set_index("pair_id")
     for name in ("clip", "random"):
         other = full_run[full_run.coupling == name].set_index("pair_id")
@@ -88,7 +89,7 @@ def test_runner_renders_2_plus_3_times_k_minus_1_images_per_pair(tmp_path, pipe,
 
     monkeypatch.setattr(otinterp.render, "render", counting)
     run(tmp_path, pairs.iloc[:2], pipe, lpips_model)
-    assert sum(rendered) == 2 * (2 + 3 * (P.n_intervals - 1))
+    assert sum(rendered) == 2 * (2 + 3 * (P.n_intervals - 1)) == 2 * experiment.images_per_pair(P.n_intervals)
 
 
 def test_endpoint_sharing_is_valid(pipe, pairs):
@@ -155,6 +156,11 @@ def test_shard_from_launcher_environment():
         experiment.shard_from_env({})
 
 
+def test_unknown_strip_pair_ids_are_errors(tmp_path, pairs):
+    with pytest.raises(ValueError, match="strip_pair_ids not in the pair table: pair-zebra"):
+        experiment.run(P.replace(strip_pair_ids=["pair-zebra"]), pairs, tmp_path, pipe=object(), disable=True)
+
+
 def test_strips_are_saved_for_chosen_pairs(tmp_path, pipe, lpips_model, pairs):
     p = P.replace(strip_pair_ids=["pair-cat"])
     experiment.run(p, pairs.iloc[:2], tmp_path, pipe=pipe, lpips_model=lpips_model, disable=True)
@@ -176,8 +182,8 @@ def test_embeddings_are_cached_on_disk(tmp_path, pipe):
 @pytest.mark.parametrize(
     "change, match",
     [
-        (lambda p: p.drop(columns="prompt_b"), r"lacks column\(s\) prompt_b"),
-        (lambda p: pd.concat([p, p.iloc[:1]]), r"duplicate pair_id\(s\): pair-cat"),
+        (lambda p: p.drop(columns="prompt_b"), r"pair table: missing column\(s\) 'prompt_b'"),
+        (lambda p: pd.concat([p, p.iloc[:1]]), r"pair table: pair_id 'pair-cat' appears 2 times"),
     ],
 )
 def test_bad_pair_tables(tmp_path, pairs, change, match):

@@ -8,7 +8,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from open_clip.tokenizer import SimpleTokenizer
 
 from otinterp.models import (
-    RANDOM_WEIGHTS_NOTE,
+    OFFLINE_SPECS,
     SD15_CONFIGS,
     TINY_CONFIGS,
     clip_tokenizer,
@@ -16,6 +16,7 @@ from otinterp.models import (
     prepare_for_speed,
     weights_note,
 )
+from otinterp.params import RANDOM_WEIGHT_MODELS, RANDOM_WEIGHTS_NOTE, make
 from otinterp.render import render
 from otinterp.text import encode
 
@@ -148,3 +149,6 @@ def test_unknown_hub_id_says_how_to_get_weights(monkeypatch):
 def test_weights_note():
     assert weights_note("tiny") == weights_note("sd15-random") == RANDOM_WEIGHTS_NOTE
     assert weights_note("stable-diffusion-v1-5/stable-diffusion-v1-5") == ""
+    assert set(OFFLINE_SPECS) == set(RANDOM_WEIGHT_MODELS)
+    assert make(model="sd15-random", lpips_backbone="pretrained").caveat == RANDOM_WEIGHTS_NOTE
+    assert make(model="models/sd15", lpips_backbone="pretrained").caveat is None

@@ -63,6 +63,9 @@ def test_wrong_types_are_named(tmp_path, text, match):
         ({"steps": 0}, r"'steps' must be >= 1"),
         ({"height": 60}, r"'height' must be a multiple of 8"),
         ({"alpha": 1.5}, r"'alpha' must be in \(0, 1\)"),
+        ({"max_pairs": -1}, r"'max_pairs' must be >= 1, got -1"),
+        ({"lpips_resize": 0}, r"'lpips_resize' must be >= 1"),
+        ({"seed": -3}, r"'seed' must be >= 0"),
         ({"pairs_source": "csv"}, r"'pairs_csv' is required"),
     ],
 )
@@ -84,3 +87,19 @@ def test_result_key_changes_with_result_fields_only():
     a = params.make()
     assert a.result_key() == a.replace(batch_size=7, device="cuda").result_key()
     assert a.result_key() != a.replace(steps=9).result_key()
+
+
+def test_resolved_makes_paths_absolute_and_finds_local_models(tmp_path):
+    (tmp_path / "models" / "sd").mkdir(parents=True)
+    p = params.make(run_dir="runs/x", cxc_paths=["data/a.csv"], model="models/sd").resolved(tmp_path)
+    assert p.run_dir == str(tmp_path / "runs" / "x") and p.cxc_paths == [str(tmp_path / "data" / "a.csv")]
+    assert p.model == str(tmp_path / "models" / "sd") and p.pairs_csv is None
+    assert params.make(model="tiny").resolved(tmp_path).model == "tiny"
+    assert params.make(model="owner/name").resolved(tmp_path).model == "owner/name"
+
+
+def test_input_files_per_source(tmp_path):
+    assert params.make().input_files() == []
+    assert params.make(pairs_source="csv", pairs_csv="mine.csv").input_files() == ["mine.csv"]
+    paper = params.load(ROOT / "params" / "paper.yaml")
+    assert paper.input_files() == ["data/cxc/sts_val.csv", "data/cxc/sts_test.csv", "data/dataset_coco.json"]

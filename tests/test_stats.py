@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
+from otinterp.io import atomic_write
 from otinterp.stats import (
     TEST_COLUMNS, holm, hypotheses, largest_gaps, paired_tests, per_pair, rank_biserial,
-    atomic_write, significance_mark, table1, write_table,
+    significance_mark, table1, write_table,
 )
 
 GROUPS = tuple(np.arange(1, 11) / 2)
@@ -129,6 +130,15 @@ def test_ot_smaller_by_construction_is_significant_in_every_group():
         assert set(tests["note"]) == {""}
 
 
+def test_ot_larger_by_construction_is_marked_the_other_way():
+    results = synthetic_results(6)
+    results["coupling"] = results["coupling"].map({"ot": "clip", "clip": "ot", "random": "random"})
+    tests = paired_tests(results, "ppl", others=("clip",))
+    assert (tests["median_difference"] > 0).all() and (tests["p_two_sided"] < 0.05).all()
+    assert set(tests["mark"]) == {"*†"}
+    assert (tests["p_less"] > 0.5).all()
+
+
 def test_identical_couplings_give_nothing_significant():
     tests = paired_tests(synthetic_results(6, effect="identical"), "ppl")
     assert tests["p_two_sided"].isna().all() and tests["statistic"].isna().all()
@@ -228,6 +238,14 @@ def test_table1_has_the_papers_shape_and_is_written(tmp_path):
     assert "| OT vs. Random PPL" in md and "5.0" in md
     tex = paths[2].read_text()
     assert "\\begin{tabular}" in tex and "OT vs. CLIP PPL" in tex
+
+
+def test_write_table_carries_a_note(tmp_path):
+    table = table1(paired_tests(synthetic_results(3, groups=(1.0,)), "ppl"))
+    csv, md, tex = write_table(table, tmp_path, "t", note="random weights: numbers mean nothing")
+    assert md.read_text().rstrip().endswith("*random weights: numbers mean nothing*")
+    assert tex.read_text().startswith("% random weights: numbers mean nothing\n")
+    assert "random weights" not in csv.read_text()
 
 
 def test_table1_of_several_metrics_keeps_their_order():
