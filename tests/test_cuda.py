@@ -30,6 +30,12 @@ def test_gpu_images_match_the_cpu_float32_reference(cpu_reference, dtype, pixel_
     assert lp(images.cuda() * 2 - 1, cpu_reference.cuda() * 2 - 1).max() < 1e-3
 
 
+def test_compiled_unet_matches_the_cpu_float32_reference(cpu_reference):
+    pipe = prepare_for_speed(load_pipeline("tiny", device="cuda", dtype="float16"), compile_unet=True)
+    images = render(pipe, encode(pipe, PROMPTS), batch_size=3, **KW)  # first call compiles
+    assert (images - cpu_reference).abs().max() <= 0.01
+
+
 def test_gpu_render_is_batch_independent_and_deterministic():
     pipe = load_pipeline("tiny", device="cuda", dtype="float16")
     e = encode(pipe, PROMPTS)
