@@ -106,6 +106,13 @@ def test_sd15_architecture_unet_is_invariant_and_encoder_is_not(sd15):
     assert encoder.at[ENCODER_COMPARISON, "rel_max_diff"] > 1e4 * RTOL
 
 
+def test_sd15_architecture_renders_invariant_images(sd15):
+    # The whole pipeline at SD 1.5's configuration (scheduler, guidance, 4-level VAE), tiny size.
+    table, images = check_images(sd15, PROMPTS[:1], n_perms=1, seed=0, steps=2, guidance=7.5, height=64, width=64)
+    assert images.shape == (1, 2, 3, 64, 64) and images.min() >= 0 and images.max() <= 1
+    assert table["max_abs_diff"].max() < 1e-4
+
+
 def test_check_unet_rejects_bad_input(tiny):
     embeds = encode(tiny, PROMPTS[:1])
     with pytest.raises(ValueError, match=r"timesteps must be a non-empty list of integers in \[0, 1000\), got \[1000\]"):
