@@ -46,7 +46,7 @@ from otinterp.ppl import gini, load_lpips, path_distances, perceptual_path_lengt
 
 __all__ = [
     "REQUIRED_COLUMNS", "check_pairs", "images_per_pair", "parse_shard", "shard_from_env", "shard_parts", "path_embeddings", "render_paths",
-    "pipeline_for", "render_pairs",
+    "pipeline_for", "with_batch_size", "render_pairs",
     "encode_cached", "run", "load_results", "main",
 ]
 
@@ -185,6 +185,15 @@ def pipeline_for(params: Params):
     return prepare_for_speed(pipe, channels_last=params.channels_last, compile_unet=params.compile_unet)
 
 
+def with_batch_size(params: Params, pipe) -> Params:
+    """``params`` with ``batch_size: auto`` replaced by :func:`otinterp.render.largest_batch_size`."""
+    if params.batch_size != "auto":
+        return params
+    from otinterp.render import largest_batch_size
+
+    return params.replace(batch_size=largest_batch_size(pipe, height=params.height, width=params.width))
+
+
 def render_pairs(params: Params, pairs: pd.DataFrame, *, pipe=None) -> dict[str, dict[str, Any]]:
     """Re-render the three paths of ``pairs`` with the experiment's params (for Figure 2 and previews).
 
@@ -193,6 +202,7 @@ def render_pairs(params: Params, pairs: pd.DataFrame, *, pipe=None) -> dict[str,
     from otinterp.text import uncond_embedding
 
     pipe = pipe if pipe is not None else pipeline_for(params)
+    params = with_batch_size(params, pipe)
     prompts = pairs[["prompt_a", "prompt_b"]].to_numpy().ravel().tolist()
     embeds = encode_cached(pipe, prompts, Path(params.results_dir) / "embeddings", _model_key(params))
     return render_paths(pipe, embeds, check_pairs(pairs), params, uncond=uncond_embedding(pipe))
@@ -358,6 +368,7 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
     total = sum(map(len, parts))
     if todo:
         pipe = pipe if pipe is not None else pipeline_for(params)
+        params = with_batch_size(params, pipe)
         if lpips_model is None:
             lpips_model = load_lpips(params.lpips_net, params.lpips_backbone, device=params.device, seed=params.seed)
         from otinterp.text import uncond_embedding

@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
@@ -66,7 +66,7 @@ class Params:
     guidance: float = 7.5
     height: int = 64
     width: int = 64
-    batch_size: int = 32
+    batch_size: Union[int, Literal["auto"]] = 32
     max_pairs: Optional[int] = None
     lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
     lpips_backbone: Literal["pretrained", "random"] = "random"
@@ -88,7 +88,7 @@ class Params:
                     "pairs_per_part", "max_pairs", "lpips_resize", "n_figure_pairs")
         for name in positive:
             value = getattr(self, name)
-            if value is not None and value < 1:
+            if value is not None and value != "auto" and value < 1:
                 raise ValueError(f"parameter {name!r} must be >= 1, got {value}")
         if self.seed < 0:
             raise ValueError(f"parameter 'seed' must be >= 0, got {self.seed}")

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from otinterp.text import uncond_embedding
 
-__all__ = ["initial_latent", "render", "check_embeds"]
+__all__ = ["initial_latent", "render", "check_embeds", "largest_batch_size", "halve_until_fits"]
 
 
 def initial_latent(pipe: StableDiffusionPipeline, seed: int, height: int, width: int) -> torch.Tensor:
@@ -149,3 +149,35 @@ def render(
             if callback is not None:
                 callback(start + size, n)
     return images
+
+
+def halve_until_fits(try_batch: Callable[[int], object], start: int) -> int:
+    """The first of ``start, start // 2, …, 1`` for which ``try_batch(size)`` runs out of no memory.
+
+    ``torch.cuda.OutOfMemoryError`` means "too large"; any other error propagates.
+    """
+    size = start
+    while True:
+        try:
+            try_batch(size)
+            return size
+        except torch.cuda.OutOfMemoryError:
+            if size == 1:
+                raise
+            size //= 2
+            torch.cuda.empty_cache()
+
+
+def largest_batch_size(pipe: StableDiffusionPipeline, *, height: int, width: int, start: int = 64) -> int:
+    """A batch size that fills the GPU: the largest of ``start, start / 2, …`` whose guided render
+    (one step, the experiment's image size) fits in device memory. On a CPU, ``start``.
+    """
+    if pipe.device.type != "cuda":
+        return start
+    embeds = uncond_embedding(pipe)
+
+    def try_batch(size: int) -> None:
+        render(pipe, embeds.expand(size, -1, -1), seed=0, steps=1, guidance=7.5, height=height, width=width,
+               batch_size=size, uncond=embeds, disable=True)
+
+    return halve_until_fits(try_batch, start)

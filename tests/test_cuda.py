@@ -21,6 +21,11 @@ def cpu_reference():
     return render(pipe, encode(pipe, PROMPTS), batch_size=3, **KW)
 
 
+@pytest.fixture(scope="module")
+def sd15():
+    return load_pipeline("sd15-random", device="cuda", dtype="float16")
+
+
 @pytest.mark.parametrize("dtype, pixel_tol", [("float32", 1e-3), ("float16", 0.01), ("bfloat16", 0.05)])
 def test_gpu_images_match_the_cpu_float32_reference(cpu_reference, dtype, pixel_tol):
     pipe = prepare_for_speed(load_pipeline("tiny", device="cuda", dtype=dtype), channels_last=True)
@@ -45,9 +50,16 @@ def test_gpu_render_is_batch_independent_and_deterministic():
     assert (a - b).abs().max() < 0.01  # fp16 kernels may pick other tilings per batch size
 
 
-def test_sd15_unet_is_invariant_in_half_precision_at_full_size():
-    pipe = load_pipeline("sd15-random", device="cuda", dtype="float16")
+def test_sd15_unet_is_invariant_in_half_precision_at_full_size(sd15):
+    pipe = sd15
     e = torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(0))
     table = check_unet(pipe, e, n_perms=2, timesteps=[999, 500, 1], seed=0, height=512, width=512)
     # fp16 attention sums 77 keys in another order: ~1e-3 relative, against O(1) for other rows.
     assert table["rel_max_diff"].max() < 1e-2
+
+
+def test_auto_batch_size_fills_the_gpu(sd15):
+    from otinterp.render import largest_batch_size
+
+    size = largest_batch_size(sd15, height=512, width=512)
+    assert 1 <= size <= 64

@@ -50,3 +50,44 @@ def test_params_speed_options_reach_the_pipeline():
     pipe = experiment.pipeline_for(params.make(channels_last=True, dtype="bfloat16"))
     assert pipe.unet.dtype == torch.bfloat16
     assert pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_halve_until_fits_finds_the_largest_size_that_fits():
+    from otinterp.render import halve_until_fits
+
+    tried = []
+
+    def try_batch(size):
+        tried.append(size)
+        if size > 12:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    assert halve_until_fits(try_batch, 64) == 8
+    assert tried == [64, 32, 16, 8]
+
+
+def test_halve_until_fits_gives_up_at_one_and_passes_other_errors():
+    from otinterp.render import halve_until_fits
+
+    def never(size):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        halve_until_fits(never, 4)
+
+    def broken(size):
+        raise ValueError("not a memory problem")
+
+    with pytest.raises(ValueError, match="not a memory problem"):
+        halve_until_fits(broken, 4)
+
+
+def test_auto_batch_size_on_cpu_keeps_the_start_and_runs(tmp_path):
+    from otinterp.render import largest_batch_size
+
+    pipe = load_pipeline("tiny")
+    assert largest_batch_size(pipe, height=64, width=64, start=48) == 48
+    p = params.make(batch_size="auto", n_intervals=2, steps=1, height=32, width=32)
+    assert experiment.with_batch_size(p, pipe).batch_size == 64
+    with pytest.raises(TypeError, match=r"'batch_size' must be int or one of 'auto'"):
+        params.make(batch_size="max")
