@@ -166,12 +166,15 @@ def render_paths(pipe, embeds: dict[str, torch.Tensor], pairs: pd.DataFrame, par
     images = render(pipe, torch.cat(batch), seed=params.seed, steps=params.steps,
                     guidance=params.guidance, height=params.height, width=params.width,
                     batch_size=params.batch_size, uncond=uncond, disable=disable)
-    per_pair = images_per_pair(k)
+    # Row of `images` for step t_i of coupling c of pair j: endpoint a, its interior, endpoint b.
+    first = torch.arange(len(paths))[:, None, None] * images_per_pair(k)
+    step = torch.arange(k + 1)[None, None, :]
+    coupling = torch.arange(len(C.COUPLINGS))[None, :, None]
+    rows = torch.where(step == 0, 0, torch.where(step == k, 1, 1 + coupling * (k - 1) + step))
+    stacked = images[first + rows]  # (pairs, couplings, K+1, 3, H, W), one gather
     for j, pid in enumerate(paths):
-        block = images[j * per_pair:(j + 1) * per_pair]
         for c, name in enumerate(C.COUPLINGS):
-            interior = block[2 + c * (k - 1):2 + (c + 1) * (k - 1)]
-            paths[pid][name]["images"] = torch.cat([block[:1], interior, block[1:2]])
+            paths[pid][name]["images"] = stacked[j, c]
             del paths[pid][name]["interior"]
     return paths
 
