@@ -32,7 +32,7 @@ RANDOM_WEIGHTS_NOTE = "random weights: images and numbers mean nothing"
 
 @dataclass(frozen=True)
 class Params:
-    """Every parameter of a run; the defaults are the ``smoke`` profile's."""
+    """Every parameter of a run (the defaults measure with the pretrained LPIPS backbone)."""
 
     # --- the run as a whole -----------------------------------------------------------------
     profile: str = "smoke"
@@ -59,17 +59,21 @@ class Params:
     karpathy_path: str = "data/dataset_coco.json"
     pairs_csv: Optional[str] = None
     per_group: int = 1000
+    disjoint_captions: bool = False
 
     # --- 02 experiment ----------------------------------------------------------------------
     n_intervals: int = 4
     steps: int = 8
     guidance: float = 7.5
+    scheduler: Literal["default", "ddim", "dpm-solver++", "euler"] = "default"
+    seeds: Optional[list[int]] = None
+    couplings: list[str] = field(default_factory=lambda: ["ot", "clip", "random"])
     height: int = 64
     width: int = 64
     batch_size: Union[int, Literal["auto"]] = 32
     max_pairs: Optional[int] = None
     lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
-    lpips_backbone: Literal["pretrained", "random"] = "random"
+    lpips_backbone: Literal["pretrained", "random"] = "pretrained"
     lpips_resize: Optional[int] = None
     pairs_per_part: int = 8
     strip_pair_ids: list[str] = field(default_factory=list)
@@ -78,6 +82,7 @@ class Params:
 
     # --- 03 statistics, 04 figures ----------------------------------------------------------
     alpha: float = 0.05
+    min_effect: float = 0.1
     n_figure_pairs: int = 2
     figure_pair_ids: list[str] = field(default_factory=list)
 
@@ -97,8 +102,20 @@ class Params:
                 raise ValueError(f"parameter {name!r} must be a multiple of 8, got {getattr(self, name)}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"parameter 'alpha' must be in (0, 1), got {self.alpha}")
+        if not 0 <= self.min_effect <= 1:
+            raise ValueError(f"parameter 'min_effect' must be in [0, 1], got {self.min_effect}")
+        known = ("ot", "clip", "random", "slerp")
+        if not set(self.couplings) <= set(known) or "ot" not in self.couplings or len(set(self.couplings)) < len(self.couplings):
+            raise ValueError(f"parameter 'couplings' must list distinct names of {', '.join(known)} including 'ot', got {self.couplings}")
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) < len(self.seeds) or min(self.seeds) < 0):
+            raise ValueError(f"parameter 'seeds' must be a non-empty list of distinct seeds >= 0, got {self.seeds}")
         if self.pairs_source == "csv" and self.pairs_csv is None:
             raise ValueError("parameter 'pairs_csv' is required when pairs_source is 'csv'")
+
+    @property
+    def latent_seeds(self) -> list[int]:
+        """The seeds of the initial latents: ``seeds``, or ``[seed]`` (the paper's single latent)."""
+        return list(self.seeds) if self.seeds is not None else [self.seed]
 
     @property
     def pairs_path(self) -> Path:
@@ -167,7 +184,7 @@ class Params:
 #: Fields whose change changes the experiment's results; a results folder is tied to them.
 RESULT_FIELDS = (
     "seed", "model", "dtype", "n_intervals", "steps", "guidance", "height", "width",
-    "lpips_net", "lpips_backbone", "lpips_resize",
+    "lpips_net", "lpips_backbone", "lpips_resize", "scheduler",
 )
 
 #: Fields holding file-system paths (relative ones are relative to the repository root).
