@@ -1,14 +1,18 @@
-"""Run profiles: one flat, typed, validated set of parameters shared by the package and notebooks.
+"""Run profiles: one flat, typed, validated set of parameters, the single source of a run's settings.
 
-A profile is a YAML file of ``key: value`` lines (``params/smoke.yaml``, ``params/paper.yaml``).
-Every key is a field of :class:`Params`; an unknown key or a value of the wrong type is an error
-naming the key. The notebooks declare the fields they use as literals in their ``parameters``
-cell, and ``make paper`` injects the profile's values for those names (:mod:`otinterp.notebooks`).
+A profile is a YAML file ``params/<name>.yaml`` of ``key: value`` lines; its name is the file's
+name. Every key is a field of :class:`Params`; an unknown key or a value of the wrong type is an
+error naming the key. The run folder and the figure folder follow from the name
+(``runs/<name>``, ``figures/<name>`` under the repository, or under ``$OTINTERP_RUNS`` and
+``$OTINTERP_FIGURES`` when set) unless the profile sets ``run_dir`` / ``figures_dir``. Relative
+paths in a profile are relative to the repository (the folder above ``params/``). The notebooks,
+the command lines and ``make`` all go through :func:`load`, so they agree.
 """
-
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,10 +22,13 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 __all__ = [
-    "Params", "load", "make", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS", "RANDOM_WEIGHT_MODELS",
+    "Params", "load", "make", "for_notebook", "profile_file", "profiles", "check_inputs", "REPO_ROOT", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS", "RANDOM_WEIGHT_MODELS",
     "RANDOM_WEIGHTS_NOTE",
 ]
 
+
+#: The repository: profiles live in ``REPO_ROOT / "params"``.
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: Model specs that :mod:`otinterp.models` builds offline with seeded random weights.
 RANDOM_WEIGHT_MODELS = ("tiny", "sd15-random")
@@ -40,8 +47,9 @@ class Params:
     model: str = "tiny"
     device: str = "cpu"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
-    run_dir: str = "runs/smoke"
-    figures_dir: str = "figures/smoke"
+    run_dir: Optional[str] = None      # None: runs/<profile>
+    figures_dir: Optional[str] = None  # None: figures/<profile>
+    profile_path: Optional[str] = None  # the YAML file the values came from (set by load)
 
     # --- 00 permutation invariance ----------------------------------------------------------
     invariance_prompts: list[str] = field(
@@ -87,6 +95,10 @@ class Params:
     figure_pair_ids: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.run_dir is None:
+            object.__setattr__(self, "run_dir", str(_folder("OTINTERP_RUNS", "runs") / self.profile))
+        if self.figures_dir is None:
+            object.__setattr__(self, "figures_dir", str(_folder("OTINTERP_FIGURES", "figures") / self.profile))
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), _hints()[f.name])
         positive = ("n_perms", "per_group", "n_intervals", "steps", "height", "width", "batch_size",
@@ -194,6 +206,11 @@ PATH_FIELDS = tuple(
 )
 
 
+def _folder(variable: str, default: str) -> Path:
+    """The folder that holds every profile's runs (or figures): ``$variable`` or the repository's."""
+    return Path(os.environ.get(variable) or REPO_ROOT / default)
+
+
 def _hints() -> dict[str, Any]:
     return typing.get_type_hints(Params)
 
@@ -245,35 +262,88 @@ def make(**values: Any) -> Params:
     return Params(**{k: float(v) if _hints()[k] is float and isinstance(v, int) else v for k, v in values.items()})
 
 
+def profiles(folder: str | Path = REPO_ROOT / "params") -> list[str]:
+    """The names of the profiles in ``folder`` (``params/*.yaml``)."""
+    return sorted(p.stem for p in Path(folder).glob("*.yaml"))
+
+
+def profile_file(profile: str | Path) -> Path:
+    """The YAML file of ``profile``: a name (``"smoke"`` is ``params/smoke.yaml``) or a path.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the profiles that exist, for an unknown name or a missing file.
+    """
+    text = str(profile)
+    path = Path(text) if text.endswith((".yaml", ".yml")) or os.sep in text else REPO_ROOT / "params" / f"{text}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"unknown profile {text!r} ({path} does not exist); profiles: {', '.join(profiles())}")
+    return path
+
+
 def load(path: str | Path, **overrides: Any) -> Params:
-    """Read a profile YAML into :class:`Params`, then apply ``overrides``.
+    """Read a profile into :class:`Params`, then apply ``overrides``.
+
+    The profile's name is its file's name; relative paths in it are resolved against the
+    repository (the folder above ``params/``, or the file's own folder elsewhere), so every entry
+    point sees the same absolute run folder, data files and local model folder.
 
     Parameters
     ----------
     path : str or Path
-        A YAML mapping of parameter names to values.
+        A profile name (``"smoke"``) or a YAML file mapping parameter names to values.
     **overrides
         Values that replace the file's (for example ``seed=1``).
 
     Raises
     ------
     FileNotFoundError
-        If ``path`` does not exist.
+        If the profile does not exist (the message lists those that do).
     ValueError, TypeError
-        For a file that is not a mapping, an unknown key, or a value of the wrong type.
+        For a file that is not a mapping, an unknown key, a value of the wrong type, or a
+        ``profile:`` key that disagrees with the file's name.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"parameter file {path} does not exist")
-    with path.open() as fh:
-        values = yaml.safe_load(fh) or {}
+    path = profile_file(path).resolve()
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a readable YAML file ({str(err).splitlines()[0]})") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: a profile must be a YAML mapping of parameter names to values")
-    values.update(overrides)
+    if values.get("profile", path.stem) != path.stem:
+        raise ValueError(f"{path}: says profile: {values['profile']!r}, but a profile's name is its file's name "
+                         f"({path.stem!r}); remove the line")
+    values.update(profile=path.stem, profile_path=str(path), **overrides)
     try:
-        return make(**values)
+        return make(**values).resolved(path.parent.parent if path.parent.name == "params" else path.parent)
     except (TypeError, ValueError) as err:
         raise type(err)(f"{path}: {err}") from None
+
+
+def for_notebook(profile: str, overrides: dict[str, Any] | None = None) -> Params:
+    """The parameters a notebook runs with: ``profile`` (a name or a YAML path) and ``overrides``.
+
+    A notebook's ``parameters`` cell holds only these two literals; everything else comes from
+    the profile, so a notebook run by hand and one run by ``make paper`` see the same values.
+    """
+    return load(profile, **(overrides or {}))
+
+
+def check_inputs(params: Params) -> None:
+    """Raise ``FileNotFoundError`` naming the first input file of ``params`` that is missing."""
+    for name in params.input_files():
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"{name} does not exist (needed by pairs_source: {params.pairs_source}); "
+                                    "see the README, 'Running the paper profile'")
+
+
+def profile_text(params: Params) -> tuple[str | None, str | None]:
+    """The text of the profile file ``params`` came from and its SHA-256 (None, None without one)."""
+    if params.profile_path is None or not Path(params.profile_path).is_file():
+        return None, None
+    text = Path(params.profile_path).read_text(encoding="utf-8")
+    return text, hashlib.sha256(text.encode()).hexdigest()
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -287,9 +357,37 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
-if __name__ == "__main__":  # `python -m otinterp.params --inputs PROFILE.yaml`, used by the Makefile
+def main(argv: list[str] | None = None) -> None:
+    """``python -m otinterp.params --check|--inputs|--show NAME PROFILE``: used by the Makefile.
+
+    Bad input ends with one line on stderr and exit status 2, never a traceback.
+    """
+    import argparse
     import sys
 
-    if len(sys.argv) != 3 or sys.argv[1] != "--inputs":
-        raise SystemExit("usage: python -m otinterp.params --inputs PROFILE.yaml")
-    print(" ".join(load(sys.argv[2]).input_files()))
+    parser = argparse.ArgumentParser(prog="python -m otinterp.params")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--check", action="store_true", help="validate the profile and its input files")
+    action.add_argument("--inputs", action="store_true", help="print the data files notebook 01 reads")
+    action.add_argument("--show", metavar="NAME", help="print one parameter's value")
+    parser.add_argument("profile", help="a profile name (params/<name>.yaml) or a YAML path")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    args = parser.parse_args(argv)
+    try:
+        p = load(args.profile, **parse_overrides(args.set))
+        if args.check:
+            check_inputs(p)
+            print(f"profile {p.profile}: model {p.model} on {p.device}, pairs from {p.pairs_source}; "
+                  f"run folder {p.run_dir}")
+        elif args.inputs:
+            print(" ".join(p.input_files()))
+        else:
+            _check_names({args.show: None})
+            print(getattr(p, args.show))
+    except (OSError, TypeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
