@@ -1,34 +1,35 @@
-"""The experiment: interpolation paths for the OT, CLIP and random couplings, rendered and scored.
+"""The experiment: interpolation paths for each coupling, rendered and scored (Karris et al. 2025, §4.1).
 
-For every caption pair (Fu et al., "Which Way from B to A", section 4.1): encode both prompts,
-compute the three couplings, their costs and ``W2``, render the images ``I_0..I_K`` of each path
-with one fixed initial latent, and measure the path's LPIPS steps and PPL. The two endpoint images
-are rendered once per pair and shared by the three couplings: ``X_K = Y[σ]`` renders as ``Y``
-because the UNet is invariant to row order (SPEC 2), so a pair costs ``2 + 3 (K − 1)`` images.
+For every caption pair: encode both prompts into their token sets (and global vectors, for the
+families that have one), pair the rows by each coupling, render the images ``I_0..I_K`` of each
+path from a fixed initial latent, and measure the path with LPIPS (PPL and the measures of
+docs/definitions.md, "Path measures"). The two endpoint images are rendered once per pair and
+latent and shared by every coupling: ``X_K = Y[σ]`` renders as ``Y`` because the denoiser is
+invariant to the order of the token rows.
 
-Storage and restarts
---------------------
-The pair table is cut into fixed *parts* of ``pairs_per_part`` consecutive pairs. A part is
-rendered in one go and written atomically as ``part-<hash>.parquet``; a rerun skips parts already
-on disk, and shard ``i/n`` takes parts ``i, i + n, …``. Because a part is always rendered with the
-same batches, results do not depend on restarts or sharding, bit for bit.
+Incremental and deterministic
+-----------------------------
+A *unit* is one pair under one initial latent. Each unit is rendered in batches of its own — its
+two endpoints, then each coupling's ``K − 1`` interior points — and scored path by path, so its
+numbers depend only on the pair and the settings, never on which other pairs ran with it, how the
+work was sharded or restarted, or which other couplings were asked for. The results folder
+(:mod:`otinterp.results`) is therefore keyed by the settings alone: adding pairs renders only the
+new ones, editing a prompt renders that pair again, adding a latent seed or the slerp path renders
+only what is missing.
 
 Command line::
 
-    python -m otinterp.experiment --params params/paper.yaml [--shard i/n] [--set batch_size=64]
+    python -m otinterp.experiment --params params/paper.yaml [--shard i/n|auto] [--dry-run]
+                                  [--repair] [--set batch_size=16]
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
-import json
 import os
-import platform
-import subprocess
+import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -39,24 +40,25 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from otinterp import couplings as C
+from otinterp.data import balanced_subset, check_unique_ids, read_pairs, require_columns
 from otinterp.io import atomic_write
 from otinterp.params import Params, load as load_params, parse_overrides
-from otinterp.data import check_unique_ids, read_pairs, require_columns
-from otinterp.ppl import gini, load_lpips, path_distances, perceptual_path_length
+from otinterp.ppl import load_lpips, path_measures
+from otinterp.results import (
+    Claims, ResultIndex, finish_record, load_results, measured_rate, open_results, pair_key, start_record, write_part,
+)
 
 __all__ = [
-    "REQUIRED_COLUMNS", "check_pairs", "images_per_pair", "parse_shard", "shard_from_env", "shard_parts", "path_embeddings", "render_paths",
-    "pipeline_for", "with_batch_size", "render_pairs",
-    "encode_cached", "run", "load_results", "main",
+    "REQUIRED_COLUMNS", "check_pairs", "select_pairs", "images_per_pair", "parse_shard", "shard_from_env",
+    "in_shard", "path_embeddings", "render_unit", "pipeline_for", "with_batch_size", "render_pairs",
+    "encode_cached", "plan", "run", "load_results", "main",
 ]
 
 #: Columns the experiment needs in a pair table (notebook 01's ``pairs.parquet`` has these and more).
 REQUIRED_COLUMNS = ("pair_id", "prompt_a", "prompt_b", "group", "score")
 
-_VERSIONED = ("otinterp", "torch", "diffusers", "transformers", "lpips", "pot", "scipy", "numpy")
 
-
-# --- pairs, shards and parts ------------------------------------------------------------------
+# --- pairs and shards -------------------------------------------------------------------------
 
 def check_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     """``pairs`` with a fresh index, after checking its columns and ids."""
@@ -65,9 +67,23 @@ def check_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     return pairs.reset_index(drop=True)
 
 
-def images_per_pair(n_intervals: int) -> int:
-    """Renders per pair: the 2 shared endpoints and ``K − 1`` interior points of each coupling."""
-    return 2 + len(C.COUPLINGS) * (n_intervals - 1)
+def select_pairs(params: Params, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The pairs a run renders: all of them, or ``max_pairs`` drawn round-robin across groups.
+
+    A pilot run of ``max_pairs: 500`` thus covers every similarity group, not the first one.
+    """
+    pairs = check_pairs(pairs)
+    unknown = sorted(set(params.strip_pair_ids) - set(pairs["pair_id"]))
+    if unknown:
+        raise ValueError(f"strip_pair_ids not in the pair table: {', '.join(unknown)}")
+    if params.max_pairs is not None:
+        pairs = balanced_subset(pairs, params.max_pairs).reset_index(drop=True)
+    return pairs
+
+
+def images_per_pair(n_intervals: int, couplings: Sequence[str] = C.COUPLINGS) -> int:
+    """Renders per pair and latent: the 2 shared endpoints and ``K − 1`` interior points per path."""
+    return 2 + len(couplings) * (n_intervals - 1)
 
 
 def parse_shard(spec: str | tuple[int, int]) -> tuple[int, int]:
@@ -93,98 +109,97 @@ def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int]:
     raise ValueError("--shard auto needs RANK/WORLD_SIZE (accelerate launch, torchrun) or a SLURM array job")
 
 
-def shard_parts(pairs: pd.DataFrame, pairs_per_part: int, shard: tuple[int, int] = (0, 1)) -> list[pd.DataFrame]:
-    """The parts (slices of ``pairs_per_part`` consecutive pairs) that belong to ``shard``."""
-    i, n = parse_shard(shard)
-    starts = range(0, len(pairs), pairs_per_part)
-    return [pairs.iloc[s:s + pairs_per_part] for j, s in enumerate(starts) if j % n == i]
-
-
-def part_name(pair_ids: Sequence[str]) -> str:
-    """File name of the part holding ``pair_ids``, stable across runs, shards and machines."""
-    return "part-" + hashlib.sha256("\x1f".join(pair_ids).encode()).hexdigest()[:16] + ".parquet"
+def in_shard(key: str, shard: tuple[int, int]) -> bool:
+    """Whether the pair with :func:`~otinterp.results.pair_key` ``key`` belongs to ``shard`` (by its hash)."""
+    i, n = shard
+    return int(key, 16) % n == i
 
 
 # --- paths ------------------------------------------------------------------------------------
 
-def path_embeddings(x: torch.Tensor, y: torch.Tensor, pair_id: str, *, seed: int,
-                    n_intervals: int) -> dict[str, dict[str, Any]]:
-    """Couplings, costs and interior path points of one pair, for each coupling.
+def path_embeddings(x: torch.Tensor, y: torch.Tensor, pair_id: str, *, seed: int, n_intervals: int,
+                    couplings: Sequence[str] = C.COUPLINGS, pooled: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    ) -> dict[str, dict[str, Any]]:
+    """Couplings, costs and interior path points of one pair, for each path.
 
     Parameters
     ----------
     x, y : (n, d) tensor
-        The two prompt embeddings.
+        The two token sets.
     pair_id : str
         Seeds the random coupling with ``seed`` (:func:`otinterp.couplings.pair_rng`).
     n_intervals : int
         ``K``: the path is sampled at ``t_k = k / K``.
+    couplings : sequence of str
+        Paths to build, from :data:`otinterp.couplings.PATHS`.
+    pooled : pair of (p,) tensors, optional
+        The global vectors of the two prompts, interpolated linearly and identically for every path.
 
     Returns
     -------
     dict
-        ``{coupling: {"perm", "cost", "interior": (K-1, n, d) tensor in x's dtype}}``; the
-        endpoints are ``x`` and ``y`` for every coupling.
+        ``{name: {"perm", "cost", "interior": (K-1, n, d) tensor, "pooled": (K-1, p) tensor or None}}``
+        in ``x``'s dtype; the endpoints are ``x`` and ``y`` for every path.
     """
     xa, ya = (t.detach().cpu().double().numpy() for t in (x, y))
-    rng = C.pair_rng(seed, pair_id)
     ts = np.arange(1, n_intervals) / n_intervals
+    rng = C.pair_rng(seed, pair_id)
+    pooled_path = None
+    if pooled is not None:
+        pa, pb = (p.detach().cpu().double() for p in pooled)
+        w = torch.from_numpy(ts)[:, None]
+        pooled_path = ((1 - w) * pa + w * pb).to(pooled[0].dtype)
     out = {}
-    for name in C.COUPLINGS:
-        perm = C.coupling(name, xa, ya, rng if name == "random" else None)
-        interior = torch.from_numpy(C.interpolate(xa, ya, perm, ts)).to(x.dtype)
-        out[name] = {"perm": perm, "cost": C.coupling_cost(xa, ya, perm), "interior": interior}
+    for name in couplings:
+        perm = C.path_coupling(name, xa, ya, rng)
+        interior = torch.from_numpy(C.path_points(name, xa, ya, ts, perm)).to(x.dtype)
+        out[name] = {"perm": perm, "cost": C.path_cost(name, xa, ya, perm), "interior": interior,
+                     "pooled": pooled_path}
     return out
 
 
-def render_paths(pipe, embeds: dict[str, torch.Tensor], pairs: pd.DataFrame, params: Params, *,
-                 uncond: torch.Tensor | None = None, disable: bool = True) -> dict[str, dict[str, Any]]:
-    """Render the three paths of each pair in ``pairs``, batched together across pairs.
+def render_unit(pipe, cond_a, cond_b, pair_id: str, params: Params, *, seed: int, couplings: Sequence[str],
+                uncond=None) -> dict[str, dict[str, Any]]:
+    """Render one pair's paths from the initial latent of ``seed``, in batches of its own.
+
+    The endpoints are one render call and each path's interior another, so a path's images never
+    depend on what else was rendered.
 
     Parameters
     ----------
-    pipe : StableDiffusionPipeline
-    embeds : dict of prompt -> (77, D) tensor
-    pairs : DataFrame with ``pair_id, prompt_a, prompt_b``
-    params : Params
-        ``seed, n_intervals, steps, guidance, height, width, batch_size``.
+    cond_a, cond_b : Conditioning
+        The two prompts' token sets ``(L, D)`` and global vectors ``(P,)`` or None.
 
     Returns
     -------
     dict
-        ``{pair_id: {coupling: {"perm", "cost", "images": (K+1, 3, H, W) tensor in [0, 1]}}}``.
-        Every pair's images come from ``2 + 3 (K − 1)`` renders.
+        ``{name: {"perm", "cost", "images": (K+1, 3, H, W) float32 tensor in [0, 1]}}``.
     """
     from otinterp.render import render
 
-    k = params.n_intervals
-    paths, batch = {}, []
-    for pid, a, b in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False):
-        x, y = embeds[a], embeds[b]
-        paths[pid] = path_embeddings(x, y, pid, seed=params.seed, n_intervals=k)
-        batch += [x[None], y[None]] + [paths[pid][c]["interior"] for c in C.COUPLINGS]
-    images = render(pipe, torch.cat(batch), seed=params.seed, steps=params.steps,
-                    guidance=params.guidance, height=params.height, width=params.width,
-                    batch_size=params.batch_size, uncond=uncond, disable=disable)
-    # Row of `images` for step t_i of coupling c of pair j: endpoint a, its interior, endpoint b.
-    first = torch.arange(len(paths))[:, None, None] * images_per_pair(k)
-    step = torch.arange(k + 1)[None, None, :]
-    coupling = torch.arange(len(C.COUPLINGS))[None, :, None]
-    rows = torch.where(step == 0, 0, torch.where(step == k, 1, 1 + coupling * (k - 1) + step))
-    stacked = images[first + rows]  # (pairs, couplings, K+1, 3, H, W), one gather
-    for j, pid in enumerate(paths):
-        for c, name in enumerate(C.COUPLINGS):
-            paths[pid][name]["images"] = stacked[j, c]
-            del paths[pid][name]["interior"]
+    pooled = None if cond_a.pooled is None else (cond_a.pooled, cond_b.pooled)
+    paths = path_embeddings(cond_a.tokens, cond_b.tokens, pair_id, seed=params.seed, n_intervals=params.n_intervals,
+                            couplings=couplings, pooled=pooled)
+
+    def draw(tokens: torch.Tensor, pooled_batch: torch.Tensor | None) -> torch.Tensor:
+        extra = {} if pooled_batch is None else {"pooled": pooled_batch}
+        return render(pipe, tokens, seed=seed, steps=params.steps, guidance=params.guidance, height=params.height,
+                      width=params.width, batch_size=params.batch_size, uncond=uncond, disable=True, **extra)
+
+    ends = draw(torch.stack([cond_a.tokens, cond_b.tokens]),
+                None if pooled is None else torch.stack(pooled))
+    for path in paths.values():
+        path["images"] = torch.cat([ends[:1], draw(path.pop("interior"), path.pop("pooled")), ends[1:]])
     return paths
 
 
 def pipeline_for(params: Params):
-    """The pipeline of ``params.model`` on ``params.device`` in ``params.dtype``, with the speed
-    options ``channels_last`` and ``compile_unet`` applied."""
+    """The pipeline of ``params.model`` on ``params.device`` in ``params.dtype``, with its scheduler
+    and the speed options ``channels_last`` and ``compile_unet`` applied."""
     from otinterp.models import load_pipeline, prepare_for_speed
 
-    pipe = load_pipeline(params.model, device=params.device, dtype=params.dtype)
+    pipe = load_pipeline(params.model, device=params.device, dtype=params.dtype, scheduler=params.scheduler)
+    pipe.set_progress_bar_config(disable=True)
     return prepare_for_speed(pipe, channels_last=params.channels_last, compile_unet=params.compile_unet)
 
 
@@ -197,148 +212,136 @@ def with_batch_size(params: Params, pipe) -> Params:
     return params.replace(batch_size=largest_batch_size(pipe, height=params.height, width=params.width))
 
 
-def render_pairs(params: Params, pairs: pd.DataFrame, *, pipe=None) -> dict[str, dict[str, Any]]:
-    """Re-render the three paths of ``pairs`` with the experiment's params (for Figure 2 and previews).
+def render_pairs(params: Params, pairs: pd.DataFrame, *, pipe=None, seed: int | None = None) -> dict[str, dict[str, Any]]:
+    """Re-render the paths of ``pairs`` exactly as the experiment does (for Figure 2 and previews).
 
-    Returns :func:`render_paths`'s ``{pair_id: {coupling: {"perm", "cost", "images"}}}``.
+    Returns ``{pair_id: {coupling: {"perm", "cost", "images"}}}`` for latent ``seed`` (default the first).
     """
-    from otinterp.text import uncond_embedding
+    from otinterp.families import family_of
 
     pipe = pipe if pipe is not None else pipeline_for(params)
     params = with_batch_size(params, pipe)
+    pairs = check_pairs(pairs)
     prompts = pairs[["prompt_a", "prompt_b"]].to_numpy().ravel().tolist()
-    embeds = encode_cached(pipe, prompts, Path(params.results_dir) / "embeddings", _model_key(params))
-    return render_paths(pipe, embeds, check_pairs(pairs), params, uncond=uncond_embedding(pipe))
+    cond = encode_cached(pipe, prompts, Path(params.results_dir) / "embeddings", _model_key(params))
+    uncond = family_of(pipe).unconditional(pipe)
+    seed = params.latent_seeds[0] if seed is None else seed
+    return {pid: render_unit(pipe, cond[a], cond[b], pid, params, seed=seed, couplings=params.couplings, uncond=uncond)
+            for pid, a, b in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)}
 
 
-# --- prompt embeddings, cached on disk ---------------------------------------------------------
+# --- prompt encodings, cached on disk ----------------------------------------------------------
 
 def _model_key(params: Params) -> str:
     return hashlib.sha256(f"{params.model}|{params.dtype}".encode()).hexdigest()[:16]
 
 
-def encode_cached(pipe, prompts: Sequence[str], cache_dir: str | Path, model_key: str, *,
-                  batch_size: int = 64) -> dict[str, torch.Tensor]:
-    """Embeddings ``(77, D)`` of the unique ``prompts``, each encoded once and kept under ``cache_dir``.
+def encode_cached(pipe, prompts: Sequence[str], cache_dir: str | Path, model_key: str, *, batch_size: int = 64) -> dict:
+    """The :class:`~otinterp.families.Conditioning` of each unique prompt, encoded once and kept on disk.
 
     Files are keyed by ``model_key`` and a SHA-256 of the prompt and written atomically.
+    Returns ``{prompt: Conditioning}`` with ``tokens (L, D)`` and ``pooled (P,)`` or None, on the CPU.
     """
-    from otinterp.text import encode
+    from otinterp.families import Conditioning, family_of
 
     folder = Path(cache_dir) / model_key
     folder.mkdir(parents=True, exist_ok=True)
     file = {p: folder / (hashlib.sha256(p.encode()).hexdigest()[:24] + ".pt") for p in dict.fromkeys(prompts)}
     todo = [p for p, f in file.items() if not f.exists()]
     if todo:
-        for p, e in zip(todo, encode(pipe, todo, batch_size=batch_size).cpu()):
-            atomic_write(lambda path, e=e: torch.save(e.clone(), path), file[p])
-    return {p: torch.load(f, weights_only=True) for p, f in file.items()}
+        cond = family_of(pipe).encode(pipe, todo, batch_size=batch_size)
+        for i, p in enumerate(todo):
+            item = {"tokens": cond.tokens[i].cpu().clone(),
+                    "pooled": None if cond.pooled is None else cond.pooled[i].cpu().clone()}
+            atomic_write(lambda path, item=item: torch.save(item, path), file[p])
+    return {p: Conditioning(**torch.load(f, weights_only=True)) for p, f in file.items()}
 
 
-# --- results ----------------------------------------------------------------------------------
+# --- result rows ------------------------------------------------------------------------------
 
-def path_rows(pairs: pd.DataFrame, paths: dict, lpips_model, params: Params) -> pd.DataFrame:
-    """One result row per (pair, coupling): costs, LPIPS steps ``distances``, PPL and summaries."""
+def unit_rows(pair: pd.Series, key: str, seed: int, paths: dict, lpips_model, params: Params,
+              family: str) -> pd.DataFrame:
+    """One result row per path of a unit: costs, LPIPS steps and the path measures.
+
+    Each path is scored on its own (LPIPS batches never mix paths), like it is rendered.
+    """
+    w2 = paths["ot"]["cost"]
     rows = []
-    meta = pairs.set_index("pair_id")
-    stack = torch.stack([paths[pid][c]["images"] for pid in paths for c in C.COUPLINGS])
-    d_all = path_distances(stack, lpips_model, batch_size=params.batch_size, resize=params.lpips_resize)
-    for j, (pid, name) in enumerate((pid, c) for pid in paths for c in C.COUPLINGS):
-        d = d_all[j]
-        w2 = paths[pid]["ot"]["cost"]
+    for name, path in paths.items():
+        m = path_measures(path["images"][None], lpips_model, batch_size=params.batch_size, resize=params.lpips_resize)
         rows.append({
-            "pair_id": pid, "prompt_a": meta.at[pid, "prompt_a"], "prompt_b": meta.at[pid, "prompt_b"],
-            "group": float(meta.at[pid, "group"]), "score": float(meta.at[pid, "score"]),
-            "coupling": name, "cost": paths[pid][name]["cost"], "w2": w2,
-            "cost_ratio": paths[pid][name]["cost"] / w2 if w2 > 0 else 1.0,
-            "ppl": perceptual_path_length(d), "distances": d.tolist(), "max_step": float(d.max()),
-            "total_length": float(d.sum()), "smoothness": 1.0 - gini(d),
-            "lpips_backbone": params.lpips_backbone,
+            "pair_key": key, "pair_id": pair["pair_id"], "seed": seed, "coupling": name,
+            "prompt_a": pair["prompt_a"], "prompt_b": pair["prompt_b"],
+            "group": float(pair["group"]), "score": float(pair["score"]),
+            "cost": path["cost"], "w2": w2, "cost_ratio": path["cost"] / w2 if w2 > 0 else 1.0,
+            "ppl": float(m["ppl"][0]), "distances": m["distances"][0].tolist(), "max_step": float(m["max_step"][0]),
+            "total_length": float(m["total_length"][0]), "smoothness": float(m["smoothness"][0]),
+            "path_efficiency": float(m["path_efficiency"][0]), "excursion": float(m["excursion"][0]),
+            "family": family, "model": params.model, "lpips_backbone": params.lpips_backbone,
         })
     return pd.DataFrame(rows)
 
 
-def load_results(out_dir: str | Path) -> pd.DataFrame:
-    """All result parts under ``out_dir`` as one table, sorted by ``pair_id`` and coupling."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise FileNotFoundError(f"results folder {out_dir} does not exist: run the experiment (notebook 02) first")
-    parts = sorted(out_dir.glob("part-*.parquet"))
-    if not parts:
-        raise FileNotFoundError(f"results folder {out_dir} holds no part-*.parquet files yet")
-    df = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-    order = {c: i for i, c in enumerate(C.COUPLINGS)}
-    return df.sort_values(["pair_id", "coupling"], key=lambda s: s.map(order) if s.name == "coupling" else s,
-                          ignore_index=True)
-
-
-# --- the run manifest -------------------------------------------------------------------------
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in _VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def check_manifest(out_dir: Path, params: Params, pairs: pd.DataFrame) -> dict:
-    """Write ``manifest.json`` for a new results folder; refuse one made with other settings.
-
-    The folder is tied to the fields that decide the numbers (``Params.result_key``), the part
-    size and the pair table: mixing any of them would mix incompatible results.
-    """
-    key = {
-        "result_key": params.result_key(),
-        "pairs_per_part": params.pairs_per_part,
-        "pairs_sha256": hashlib.sha256("\x1f".join(pairs["pair_id"]).encode()).hexdigest(),
-    }
-    path = out_dir / "manifest.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        diffs = [f"{name}: {old['key'].get(name)!r} there, {value!r} now"
-                 for name, value in key.items() if old["key"].get(name) != value]
-        if diffs:
-            raise ValueError(f"{out_dir} holds results of different settings ({'; '.join(diffs)}); "
-                             "use another folder (run_dir) or remove it")
-        return old
-    manifest = {
-        "key": key, "params": params.to_dict(), "versions": _versions(), "git_commit": _git_commit(),
-        "device": params.device, "dtype": params.dtype, "seed": params.seed, "model": params.model,
-        "n_pairs": len(pairs), "python": platform.python_version(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    atomic_write(lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2, default=str)), path)
-    return manifest
+def save_strips(paths: dict, pair_id: str, seed: int, folder: Path) -> None:
+    """PNG strips ``<pair_id>_<coupling>[_seed<s>].png`` (images side by side, t_0..t_K)."""
+    for name, path in paths.items():
+        strip = (torch.cat(list(path["images"]), dim=2).permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+        suffix = "" if seed == 0 else f"_seed{seed}"
+        atomic_write(lambda tmp, s=strip: Image.fromarray(s).save(tmp, format="PNG"),
+                     folder / f"{pair_id}_{name}{suffix}.png")
 
 
 # --- the run ----------------------------------------------------------------------------------
 
-def save_strips(paths: dict, pair_ids: Sequence[str], folder: Path) -> None:
-    """PNG strips ``<pair_id>_<coupling>.png`` (images side by side, t_0..t_K) for ``pair_ids``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for pid in set(pair_ids) & set(paths):
-        for name in C.COUPLINGS:
-            imgs = paths[pid][name]["images"]
-            strip = (torch.cat(list(imgs), dim=2).permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
-            atomic_write(lambda tmp, s=strip: Image.fromarray(s).save(tmp, format="PNG"),
-                         folder / f"{pid}_{name}.png")
+def plan(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, *,
+         shard: str | tuple[int, int] = (0, 1)) -> dict[str, Any]:
+    """What a run would do, without rendering: pairs, units, images to render and the expected time.
+
+    The time is estimated only from a rate measured on this kind of device by an earlier run in
+    the same results folder (its ``runs/*.json``).
+    """
+    pairs = select_pairs(params, pairs)
+    shard = parse_shard(shard)
+    out_dir = Path(out_dir if out_dir is not None else params.results_dir)
+    keys = [pair_key(*r) for r in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
+    mine = [k for k in keys if in_shard(k, shard)]
+    index = None
+    if (out_dir / "manifest.json").is_file():
+        from otinterp.results import read_manifest, settings_sha256
+
+        manifest = read_manifest(out_dir / "manifest.json")
+        if manifest["key_sha256"] == settings_sha256(params.result_key()):
+            index = ResultIndex(out_dir, manifest["key_sha256"])
+    images = done = 0
+    for k in mine:
+        for s in params.latent_seeds:
+            missing = index.missing((k, s), params.couplings) if index else list(params.couplings)
+            done += not missing
+            images += (2 + len(missing) * (params.n_intervals - 1)) if missing else 0
+    rate = measured_rate(out_dir, params)
+    return {"pairs": len(mine), "units": len(mine) * len(params.latent_seeds), "units_done": done, "images": images,
+            "images_per_s": rate[0] if rate else None, "rate_from": rate[1] if rate else None,
+            "seconds": images / rate[0] if rate else None}
+
+
+def describe_plan(p: dict[str, Any]) -> str:
+    """:func:`plan` as one line of text."""
+    eta = (f"about {_duration(p['seconds'])} at {p['images_per_s']:.2f} images/s ({p['rate_from']})"
+           if p["seconds"] is not None else "no rate measured on this device yet (a short run measures one)")
+    return (f"{p['pairs']} pairs, {p['units']} pair×latent units ({p['units_done']} done): "
+            f"{p['images']} images to render, {eta}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, *,
         shard: str | tuple[int, int] = (0, 1), pipe=None, lpips_model=None,
-        callback: Callable[[int, int], None] | None = None, disable: bool = False) -> pd.DataFrame:
-    """Run (or resume) the experiment for this shard's pairs; return this shard's results.
+        callback: Callable[[int, int], None] | None = None, disable: bool = False, repair: bool = False,
+        progress_every: float = 30.0) -> pd.DataFrame:
+    """Run (or resume) the experiment for this shard's pairs; return their results.
 
     Parameters
     ----------
@@ -347,76 +350,144 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
     out_dir : path, optional
         Results folder, by default ``params.results_dir``.
     shard : "i/n" or (i, n)
-        Take parts ``i, i + n, …`` of the pair table.
+        Take the pairs whose key hashes to ``i`` modulo ``n``. Workers of one shard (or of no
+        shard) share the work through lock files, so more can join at any time.
     pipe, lpips_model : optional
         Already loaded models (by default loaded from ``params``).
-    callback : callable(pairs_done, pairs_total), optional
+    callback : callable(units_done, units_total), optional
         Called after each part is written.
     disable : bool
-        Turn off the progress bar.
+        Turn off the progress bar (the plain progress lines stay).
+    repair : bool
+        Move damaged parts (and rewrite a damaged manifest) instead of stopping with an error.
+    progress_every : float
+        Seconds between plain progress lines (pairs done, images/s, ETA) on standard output.
     """
-    pairs = check_pairs(pairs)
-    unknown = sorted(set(params.strip_pair_ids) - set(pairs["pair_id"]))
-    if unknown:
-        raise ValueError(f"strip_pair_ids not in the pair table: {', '.join(unknown)}")
-    if params.max_pairs is not None:
-        pairs = pairs.iloc[:params.max_pairs]
+    pairs = select_pairs(params, pairs)
     shard = parse_shard(shard)
     out_dir = Path(out_dir if out_dir is not None else params.results_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    check_manifest(out_dir, params, pairs)
-
-    parts = shard_parts(pairs, params.pairs_per_part, shard)
-    todo = [p for p in parts if not (out_dir / part_name(list(p["pair_id"]))).exists()]
-    total = sum(map(len, parts))
+    manifest = open_results(out_dir, params, pairs, repair=repair)
+    index = ResultIndex(out_dir, manifest["key_sha256"], repair=repair)
+    keys = [pair_key(*r) for r in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
+    mine = [(i, k) for i, k in enumerate(keys) if in_shard(k, shard)]
+    units = [(i, k, s) for i, k in mine for s in params.latent_seeds]
+    todo = [u for u in units if index.missing(u[1:], params.couplings)]
+    total = len(units)
+    record = start_record(out_dir, params, pairs, shard)
+    n_images, t0, busy = 0, time.perf_counter(), 0
     if todo:
+        from otinterp.families import family_of
+
         pipe = pipe if pipe is not None else pipeline_for(params)
         params = with_batch_size(params, pipe)
+        family = family_of(pipe)
         if lpips_model is None:
             lpips_model = load_lpips(params.lpips_net, params.lpips_backbone, device=params.device, seed=params.seed)
-        from otinterp.text import uncond_embedding
-        uncond = uncond_embedding(pipe)
-        embeds = encode_cached(pipe, pd.concat(todo)[["prompt_a", "prompt_b"]].to_numpy().ravel().tolist(),
-                               out_dir / "embeddings", _model_key(params), batch_size=params.batch_size)
-    done = total - sum(map(len, todo))
-    bar = tqdm(total=total, initial=done, desc="pairs", unit="pair", disable=disable)
-    n_images, t0 = 0, time.perf_counter()
-    for part in todo:
-        paths = render_paths(pipe, embeds, part, params, uncond=uncond)
-        rows = path_rows(part, paths, lpips_model, params)
-        if params.strip_pair_ids:
-            save_strips(paths, params.strip_pair_ids, out_dir / "strips")
-        atomic_write(lambda tmp: rows.to_parquet(tmp, index=False), out_dir / part_name(list(part["pair_id"])))
-        n_images += len(part) * images_per_pair(params.n_intervals)
-        done += len(part)
-        bar.update(len(part))
-        bar.set_postfix(images_per_s=f"{n_images / (time.perf_counter() - t0):.2f}")
-        if callback is not None:
-            callback(done, total)
-    bar.close()
-    if not parts:  # more shards than parts: nothing for this one
+        uncond = family.unconditional(pipe)
+        cond = encode_cached(pipe, [pairs.at[i, c] for i, _, _ in todo for c in ("prompt_a", "prompt_b")],
+                             out_dir / "embeddings", _model_key(params))
+    claims = Claims(out_dir)
+    progress = _Progress(total, total - len(todo), every=progress_every, disable=disable)
+    try:
+        queue = list(todo)
+        while queue:
+            index.refresh()
+            batch = []
+            while queue and len(batch) < params.pairs_per_part:
+                i, k, s = unit = queue.pop(0)
+                missing = index.missing((k, s), params.couplings)
+                if not missing:  # finished by another worker meanwhile
+                    progress.advance(1)
+                elif claims.claim((k, s)):
+                    batch.append((unit, missing))
+                else:
+                    busy += 1
+            if not batch:
+                continue
+            frames = []
+            for (i, k, s), missing in batch:
+                pair = pairs.loc[i]
+                paths = render_unit(pipe, cond[pair["prompt_a"]], cond[pair["prompt_b"]], pair["pair_id"], params,
+                                    seed=s, couplings=missing, uncond=uncond)
+                frames.append(unit_rows(pair, k, s, paths, lpips_model, params, family.name))
+                if pair["pair_id"] in params.strip_pair_ids:
+                    save_strips(paths, pair["pair_id"], s, out_dir / "strips")
+                n_images += 2 + len(missing) * (params.n_intervals - 1)
+                claims.refresh()
+            # A part holds units with the same couplings missing, so its record is exact.
+            for missing in dict.fromkeys(tuple(m) for _, m in batch):
+                part = [(u, f) for (u, m), f in zip(batch, frames) if tuple(m) == missing]
+                write_part(out_dir, pd.concat([f for _, f in part], ignore_index=True),
+                           [(k, s) for (_, k, s), _ in part], missing, manifest["key_sha256"], record.stem)
+            claims.release()
+            progress.advance(len(batch), n_images, time.perf_counter() - t0)
+            if callback is not None:
+                callback(progress.done, total)
+    finally:
+        claims.release()
+        progress.close()
+        finish_record(record, images=n_images, seconds=time.perf_counter() - t0, units=len(todo))
+    if busy:
+        print(f"{busy} pair×latent units were being rendered by other workers (see {out_dir / 'locks'}); "
+              "run again when they finish", flush=True)
+    if not mine:  # more shards than pairs: nothing for this one
         return pd.DataFrame()
-    results = load_results(out_dir)
-    return results[results["pair_id"].isin(pd.concat(parts)["pair_id"])].reset_index(drop=True)
+    return load_results(out_dir, pairs.iloc[[i for i, _ in mine]], params=params)
+
+
+class _Progress:
+    """A tqdm bar (for notebooks) and plain lines every ``every`` seconds (for a terminal watching)."""
+
+    def __init__(self, total: int, done: int, *, every: float, disable: bool) -> None:
+        self.total, self.done, self.every, self.last = total, done, every, time.perf_counter()
+        self.start_done = done
+        self.bar = tqdm(total=total, initial=done, desc="pairs", unit="pair", disable=disable)
+
+    def advance(self, n: int, images: int = 0, seconds: float = 0.0) -> None:
+        self.done += n
+        self.bar.update(n)
+        if not images:
+            return
+        rate = images / seconds
+        self.bar.set_postfix(images_per_s=f"{rate:.2f}")
+        now = time.perf_counter()
+        if now - self.last >= self.every or self.done == self.total:
+            self.last = now
+            left = (self.total - self.done) * seconds / max(self.done - self.start_done, 1)
+            print(f"experiment: {self.done}/{self.total} pair×latent units, {rate:.2f} images/s, "
+                  f"ETA {_duration(left)}", flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m otinterp.experiment", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", required=True, type=Path, help="a profile YAML, e.g. params/paper.yaml")
+    parser.add_argument("--params", required=True, help="a profile: a name (paper) or a YAML file (params/paper.yaml)")
     parser.add_argument("--pairs", type=Path, help="pair table (parquet); default <run_dir>/pairs.parquet")
     parser.add_argument("--out", type=Path, help="results folder; default <run_dir>/results")
     parser.add_argument("--shard", default="0/1",
                         help="i/n: this process's share of the pairs; 'auto' reads accelerate/torchrun/SLURM")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
+    parser.add_argument("--dry-run", action="store_true", help="print pairs, images to render and the expected time")
+    parser.add_argument("--repair", action="store_true",
+                        help="move damaged parts to <results>/damaged/ and render their pairs again")
     args = parser.parse_args(argv)
-    # Resolved like the notebooks' (against the working directory, normally the repository), so
-    # shards and notebook 02 agree on the model and share one results folder.
-    params = load_params(args.params, **parse_overrides(args.set)).resolved(Path.cwd())
-    shard = shard_from_env() if args.shard == "auto" else parse_shard(args.shard)
-    if params.device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per launched process
-        params = params.replace(device=f"cuda:{os.environ['LOCAL_RANK']}")
-    results = run(params, read_pairs(args.pairs or params.pairs_path), args.out, shard=shard)
-    print(f"shard {shard[0]}/{shard[1]}: {len(results) // 3} pairs done -> {args.out or params.results_dir}")
+    try:
+        params = load_params(args.params, **parse_overrides(args.set))
+        shard = shard_from_env() if args.shard == "auto" else parse_shard(args.shard)
+        pairs = read_pairs(args.pairs or params.pairs_path)
+        if args.dry_run:
+            print(describe_plan(plan(params, pairs, args.out, shard=shard)))
+            return
+        if params.device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per launched process
+            params = params.replace(device=f"cuda:{os.environ['LOCAL_RANK']}")
+        results = run(params, pairs, args.out, shard=shard, repair=args.repair)
+    except (OSError, ValueError, TypeError) as err:  # DamagedResults is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    n = results["pair_key"].nunique() if len(results) else 0
+    print(f"shard {shard[0]}/{shard[1]}: {n} pairs done -> {args.out or params.results_dir}")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
+import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
 
 import otinterp.render
-from otinterp import experiment, params
+from otinterp import experiment, params, results
 from otinterp.couplings import COUPLINGS, ot_coupling, pair_rng, random_coupling
 from otinterp.models import load_pipeline
 from otinterp.ppl import load_lpips
@@ -17,7 +21,7 @@ from otinterp.render import render
 from otinterp.text import encode
 
 ROOT = Path(__file__).resolve().parents[1]
-P = params.make(n_intervals=3, steps=3, height=32, width=32, batch_size=8, pairs_per_part=2)
+P = params.make(n_intervals=3, steps=3, height=32, width=32, batch_size=8, pairs_per_part=2, lpips_backbone="random")
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +84,8 @@ def test_costs_match_the_couplings_of_the_embeddings(full_run, pipe, pairs):
     assert got["ot"] == pytest.approx(np.sqrt(np.mean(np.sum((x - y[ot_coupling(x, y)]) ** 2, 1))), rel=1e-6)
 
 
-def test_runner_renders_2_plus_3_times_k_minus_1_images_per_pair(tmp_path, pipe, lpips_model, pairs, monkeypatch):
+def test_each_unit_renders_2_plus_k_minus_1_per_path_in_batches_of_its_own(tmp_path, pipe, lpips_model, pairs,
+                                                                           monkeypatch):
     rendered = []
 
     def counting(pipe, embeds, **kw):
@@ -90,6 +95,7 @@ def test_runner_renders_2_plus_3_times_k_minus_1_images_per_pair(tmp_path, pipe,
     monkeypatch.setattr(otinterp.render, "render", counting)
     run(tmp_path, pairs.iloc[:2], pipe, lpips_model)
     assert sum(rendered) == 2 * (2 + 3 * (P.n_intervals - 1)) == 2 * experiment.images_per_pair(P.n_intervals)
+    assert rendered == [2, 2, 2, 2] * 2  # endpoints, then each path's K - 1 interior points
 
 
 def test_endpoint_sharing_is_valid(pipe, pairs):
@@ -113,11 +119,12 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, full_run, 
 
     with pytest.raises(Stop):
         run(tmp_path, pairs, pipe, lpips_model, callback=stop_after_first_part)
-    assert len(list(tmp_path.glob("part-*.parquet"))) == 1
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    assert len(list(tmp_path.glob("parts/part-*.parquet"))) == 1
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()], "temporary files left behind"
+    assert not list(tmp_path.glob("locks/*.lock")), "locks left behind"
     calls = []
     resumed = run(tmp_path, pairs, pipe, lpips_model, callback=lambda d, t: calls.append(d))
-    assert calls == [4, 5]  # only the two parts that were missing
+    assert calls == [4, 5]  # only the three pairs that were missing
     pd.testing.assert_frame_equal(resumed, full_run)
 
 
@@ -126,7 +133,7 @@ def test_killed_process_leaves_no_half_written_part(tmp_path, pairs):
     code = f"""
 import os, pandas as pd
 from otinterp import experiment, params
-P = params.make(n_intervals=3, steps=3, height=32, width=32, batch_size=8, pairs_per_part=2)
+P = params.make(n_intervals=3, steps=3, height=32, width=32, batch_size=8, pairs_per_part=2, lpips_backbone="random")
 def kill(done, total):
     os._exit(9)  # as abrupt as SIGKILL: no cleanup, no exception handling
 experiment.run(P, pd.read_parquet({str(tmp_path / 'pairs.parquet')!r}), {str(tmp_path / 'out')!r},
@@ -134,18 +141,17 @@ experiment.run(P, pd.read_parquet({str(tmp_path / 'pairs.parquet')!r}), {str(tmp
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 9, proc.stderr[-2000:]
-    parts = list((tmp_path / "out").glob("part-*.parquet"))
+    parts = list((tmp_path / "out" / "parts").glob("part-*.parquet"))
     assert len(parts) == 1 and len(pd.read_parquet(parts[0])) == 2 * 3
 
 
 def test_shards_together_equal_a_single_run(tmp_path, full_run, pipe, lpips_model, pairs):
     a = run(tmp_path, pairs, pipe, lpips_model, shard="0/2")
     b = run(tmp_path, pairs, pipe, lpips_model, shard=(1, 2))
-    assert set(a.pair_id).isdisjoint(b.pair_id)
-    union = pd.concat([a, b]).sort_values(["pair_id"], kind="stable", ignore_index=True)
-    pd.testing.assert_frame_equal(union, full_run)
-    pd.testing.assert_frame_equal(experiment.load_results(tmp_path), full_run)
-    assert run(tmp_path / "many", pairs.iloc[:2], pipe, lpips_model, shard="3/4").empty
+    assert set(a.pair_id).isdisjoint(b.pair_id) and len(a) and len(b)
+    pd.testing.assert_frame_equal(experiment.load_results(tmp_path, pairs), full_run)
+    many = [run(tmp_path / "many", pairs.iloc[:2], pipe, lpips_model, shard=(i, 4)) for i in range(4)]
+    assert sum(m.empty for m in many) == 2  # two pairs over four shards
 
 
 def test_shard_from_launcher_environment():
@@ -174,9 +180,10 @@ def test_strips_are_saved_for_chosen_pairs(tmp_path, pipe, lpips_model, pairs):
 def test_embeddings_are_cached_on_disk(tmp_path, pipe):
     first = experiment.encode_cached(pipe, ["a cat", "a dog", "a cat"], tmp_path, "key")
     assert len(first) == 2 and len(list((tmp_path / "key").glob("*.pt"))) == 2
-    torch.testing.assert_close(first["a cat"], encode(pipe, ["a cat"])[0])
+    torch.testing.assert_close(first["a cat"].tokens, encode(pipe, ["a cat"])[0])
+    assert first["a cat"].pooled is None  # SD 1.5 has no global vector
     again = experiment.encode_cached(None, ["a dog"], tmp_path, "key")  # no pipe needed: read from disk
-    torch.testing.assert_close(again["a dog"], first["a dog"])
+    torch.testing.assert_close(again["a dog"].tokens, first["a dog"].tokens)
 
 
 @pytest.mark.parametrize(
@@ -197,27 +204,171 @@ def test_bad_shards(shard):
         experiment.parse_shard(shard)
 
 
-def test_folder_of_other_params_is_refused(tmp_path, pipe, lpips_model, pairs):
+def test_folder_of_other_settings_is_refused_in_one_line(tmp_path, pipe, lpips_model, pairs):
     run(tmp_path, pairs.iloc[:2], pipe, lpips_model)
-    with pytest.raises(ValueError, match=r"holds results of different settings.*'steps': 3"):
+    with pytest.raises(ValueError, match=r"holds results of other settings \(steps: 3 there, 4 now\)"):
         experiment.run(P.replace(steps=4), pairs.iloc[:2], tmp_path, pipe=pipe, lpips_model=lpips_model)
-    with pytest.raises(ValueError, match=r"different settings.*pairs_sha256"):
-        run(tmp_path, pairs.iloc[:3], pipe, lpips_model)
+    with pytest.raises(ValueError, match=r"scheduler: 'default' there, 'ddim' now"):
+        experiment.run(P.replace(scheduler="ddim"), pairs.iloc[:2], tmp_path, pipe=pipe, lpips_model=lpips_model)
+
+
+def test_adding_pairs_renders_only_the_new_ones_and_removing_hides_them(tmp_path, full_run, pipe, lpips_model,
+                                                                        pairs):
+    first = run(tmp_path, pairs.iloc[:3], pipe, lpips_model)
+    calls = []
+    grown = run(tmp_path, pairs, pipe, lpips_model, callback=lambda d, t: calls.append((d, t)))
+    assert calls == [(5, 5)]  # the two new pairs, one part
+    pd.testing.assert_frame_equal(grown.iloc[:len(first)], first)  # bit for bit
+    pd.testing.assert_frame_equal(grown, full_run)
+    fewer = experiment.load_results(tmp_path, pairs.iloc[1:])
+    assert "pair-cat" not in set(fewer["pair_id"]) and len(fewer) == 3 * 4
+    assert len(experiment.load_results(tmp_path)) == 3 * 5  # still on disk
+
+
+def test_editing_a_prompt_renders_that_pair_again_and_groups_come_from_the_table(tmp_path, pipe, lpips_model, pairs):
+    before = run(tmp_path, pairs.iloc[:2], pipe, lpips_model)
+    edited = pairs.iloc[:2].copy()
+    edited.loc[0, "prompt_b"] = "a cat asleep on a red sofa"
+    edited.loc[1, "group"] = 3.0
+    calls = []
+    after = run(tmp_path, edited, pipe, lpips_model, callback=lambda d, t: calls.append(d))
+    assert calls == [2]  # one pair rendered again; the regrouped one is not
+    assert (after[after.pair_id == "pair-cat"]["ppl"].values != before[before.pair_id == "pair-cat"]["ppl"].values).any()
+    assert set(after[after.pair_id == "pair-dog"]["group"]) == {3.0}
+
+
+def test_latent_seeds_give_a_row_per_seed_and_the_paper_seed_is_unchanged(tmp_path, full_run, pipe, lpips_model,
+                                                                            pairs):
+    two = experiment.run(P.replace(seeds=[0, 1]), pairs.iloc[:2], tmp_path, pipe=pipe, lpips_model=lpips_model,
+                         disable=True)
+    assert len(two) == 2 * 2 * 3 and (two.groupby(["pair_id", "coupling"]).size() == 2).all()
+    seed0 = two[two.seed == 0].reset_index(drop=True)
+    pd.testing.assert_frame_equal(seed0, full_run[full_run.pair_id.isin(["pair-cat", "pair-dog"])].reset_index(drop=True))
+    assert (two[two.seed == 1]["ppl"].values != seed0["ppl"].values).all()
+    np.testing.assert_array_equal(two[two.seed == 1]["cost"].values, seed0["cost"].values)  # couplings ignore latents
+
+
+def test_slerp_is_added_without_changing_the_paper_couplings(tmp_path, full_run, pipe, lpips_model, pairs):
+    run(tmp_path, pairs.iloc[:2], pipe, lpips_model)
+    four = experiment.run(P.replace(couplings=["ot", "clip", "random", "slerp"]), pairs.iloc[:2], tmp_path, pipe=pipe,
+                          lpips_model=lpips_model, disable=True)
+    assert list(four.coupling[:4]) == ["ot", "clip", "random", "slerp"]
+    paper = four[four.coupling != "slerp"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(paper, full_run[full_run.pair_id.isin(["pair-cat", "pair-dog"])].reset_index(drop=True))
+
+
+def test_damaged_parts_are_named_and_repaired(tmp_path, full_run, pipe, lpips_model, pairs):
+    run(tmp_path, pairs.iloc[:4], pipe, lpips_model)
+    truncated, emptied = sorted((tmp_path / "parts").glob("part-*.parquet"))
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(results.DamagedResults, match=rf"{truncated.name} cannot be read .*--repair"):
+        experiment.load_results(tmp_path)
+    pq.write_table(pq.read_table(emptied).slice(0, 0), emptied)  # valid parquet, settings record kept, no rows
+    repaired = experiment.run(P, pairs, tmp_path, pipe=pipe, lpips_model=lpips_model, disable=True, repair=True)
+    assert sorted(p.name for p in (tmp_path / "damaged").iterdir()) == sorted([truncated.name, emptied.name])
+    pd.testing.assert_frame_equal(repaired, full_run)
+
+
+def test_empty_part_is_an_error_naming_it(tmp_path, pipe, lpips_model, pairs):
+    run(tmp_path, pairs.iloc[:1], pipe, lpips_model)
+    (part,) = (tmp_path / "parts").glob("part-*.parquet")
+    pq.write_table(pq.read_table(part).slice(0, 0), part)
+    with pytest.raises(results.DamagedResults, match=rf"{part.name} holds 0 rows where its record names 3"):
+        run(tmp_path, pairs.iloc[:1], pipe, lpips_model)
+
+
+def test_truncated_manifest_is_named_and_repaired(tmp_path, pipe, lpips_model, pairs):
+    done = run(tmp_path, pairs.iloc[:1], pipe, lpips_model)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(manifest.read_text()[:50])
+    with pytest.raises(results.DamagedResults, match=r"manifest.json is damaged \(JSONDecodeError"):
+        run(tmp_path, pairs.iloc[:1], pipe, lpips_model)
+    again = experiment.run(P, pairs.iloc[:1], tmp_path, pipe=pipe, lpips_model=lpips_model, disable=True, repair=True)
+    pd.testing.assert_frame_equal(again, done)
+
+
+def test_parts_record_their_settings_and_units(tmp_path, pipe, lpips_model, pairs):
+    run(tmp_path, pairs.iloc[:1], pipe, lpips_model)
+    (part,) = (tmp_path / "parts").glob("part-*.parquet")
+    meta = json.loads(pq.read_schema(part).metadata[b"otinterp"])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert meta["key_sha256"] == manifest["key_sha256"] == results.settings_sha256(P.result_key())
+    assert meta["units"] == [[results.pair_key("pair-cat", pairs.prompt_a[0], pairs.prompt_b[0]), 0]]
+    assert manifest["git"].keys() == {"commit", "dirty"} and manifest["pairs_sha256"] and manifest["n_pairs"] == 1
+
+
+def test_two_processes_with_other_settings_into_one_fresh_folder(tmp_path, pairs):
+    pairs.iloc[:1].to_parquet(tmp_path / "pairs.parquet")
+    code = """
+import sys, time, pandas as pd
+from otinterp import experiment, params
+P = params.make(n_intervals=2, steps=int(sys.argv[1]), height=32, width=32, lpips_backbone="random")
+pairs = pd.read_parquet(sys.argv[3])
+while time.time() < float(sys.argv[2]):
+    pass
+experiment.run(P, pairs, sys.argv[4], disable=True)
+"""
+    start = str(time.time() + 8)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(s), start, str(tmp_path / "pairs.parquet"),
+                               str(tmp_path / "out")], stderr=subprocess.PIPE, text=True) for s in (2, 3)]
+    errors = [p.communicate()[1] for p in procs]
+    assert sorted(p.returncode != 0 for p in procs) == [False, True], errors
+    (err,) = [e for p, e in zip(procs, errors) if p.returncode]
+    assert re.search(r"holds results of other settings \(steps: [23] there, [23] now\)", err)
+
+
+def test_claims_are_exclusive_and_stale_locks_are_taken_over(tmp_path):
+    a, b = results.Claims(tmp_path), results.Claims(tmp_path)
+    b.me = {**b.me, "pid": os.getppid()}  # another live worker on this host
+    assert a.claim(("k", 0)) and not b.claim(("k", 0))
+    a.release()
+    assert b.claim(("k", 0))
+    lock = tmp_path / "locks" / "k-1.lock"
+    lock.write_text(json.dumps({"host": "elsewhere", "pid": 1}))
+    assert not a.claim(("k", 1))
+    os.utime(lock, (time.time() - results.LOCK_STALE_S - 1,) * 2)
+    assert a.claim(("k", 1))
+
+
+def test_dry_run_renders_nothing_and_counts(tmp_path, pipe, lpips_model, pairs):
+    p = P.replace(seeds=[0, 1])
+    plan = experiment.plan(p, pairs, tmp_path)
+    assert plan == {"pairs": 5, "units": 10, "units_done": 0, "images": 10 * (2 + 3 * 2), "images_per_s": None,
+                    "rate_from": None, "seconds": None}
+    assert not (tmp_path / "manifest.json").exists()
+    experiment.run(p, pairs.iloc[:1], tmp_path, pipe=pipe, lpips_model=lpips_model, disable=True)
+    plan = experiment.plan(p, pairs, tmp_path)
+    assert (plan["units_done"], plan["images"]) == (2, 8 * 8) and plan["seconds"] > 0
+    assert "images to render, about" in experiment.describe_plan(plan)
+
+
+def test_max_pairs_takes_every_group():
+    groups = np.repeat(np.arange(1, 11) / 2, 4)
+    table = pd.DataFrame({"pair_id": [f"p{i}" for i in range(40)], "prompt_a": "a", "prompt_b": "b",
+                          "group": groups, "score": groups})
+    chosen = experiment.select_pairs(P.replace(max_pairs=20), table)
+    assert (chosen.groupby("group").size() == 2).all() and chosen["group"].nunique() == 10
 
 
 def test_load_results_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist: run the experiment"):
         experiment.load_results(tmp_path / "nothing")
-    with pytest.raises(FileNotFoundError, match="no part-"):
-        experiment.load_results(tmp_path)
 
 
-def test_cli_runs_a_shard(tmp_path, pairs):
+def test_cli_runs_a_shard_and_a_dry_run(tmp_path, pairs):
     pairs.iloc[:2].to_parquet(tmp_path / "pairs.parquet")
     profile = tmp_path / "p.yaml"
-    profile.write_text("n_intervals: 2\nsteps: 2\nheight: 32\nwidth: 32\npairs_per_part: 1\n")
+    profile.write_text("n_intervals: 2\nsteps: 2\nheight: 32\nwidth: 32\npairs_per_part: 1\nlpips_backbone: random\n")
     cmd = [sys.executable, "-m", "otinterp.experiment", "--params", str(profile), "--pairs",
-           str(tmp_path / "pairs.parquet"), "--out", str(tmp_path / "res"), "--shard", "1/2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+           str(tmp_path / "pairs.parquet"), "--out", str(tmp_path / "res")]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    dry = subprocess.run(cmd + ["--dry-run"], capture_output=True, text=True, env=env)
+    assert dry.returncode == 0 and "2 pairs, 2 pair×latent units (0 done): 10 images to render" in dry.stdout
+    assert not (tmp_path / "res").exists()
+    keys = [results.pair_key(*r) for r in pairs.iloc[:2][["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
+    shard = [i for i in range(2) if experiment.in_shard(keys[1], (i, 2))][0]
+    proc = subprocess.run(cmd + ["--shard", f"{shard}/2"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert list(experiment.load_results(tmp_path / "res")["pair_id"].unique()) == ["pair-dog"]
+    assert "pair-dog" in set(experiment.load_results(tmp_path / "res")["pair_id"])
+    bad = subprocess.run(cmd + ["--set", "steps=0"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "steps" in bad.stderr
