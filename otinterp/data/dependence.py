@@ -49,7 +49,7 @@ def caption_keys(table: pd.DataFrame) -> pd.DataFrame:
     -------
     keys : (n_pairs, 4) DataFrame of object
         Indexed by ``pair_id`` in the table's order; columns ``text_a, text_b`` (``"text:"`` +
-        the normalised prompt) and ``id_a, id_b`` (``"id:"`` + the CxC caption id); None where a
+        the normalised prompt) and ``id_a, id_b`` (``"id:"`` + the CxC caption id); NaN where a
         side has no such key.
     """
     pairs = _pairs(table)
@@ -73,7 +73,7 @@ def caption_key_sets(table: pd.DataFrame) -> list[set[str]]:
 
 def _row_keys(keys: pd.DataFrame, kinds: Iterable[str]) -> list[set[str]]:
     columns = [f"{kind}_{side}" for kind in kinds for side in ("a", "b")]
-    return [{k for k in row if k is not None} for row in keys[columns].itertuples(index=False)]
+    return [{k for k in row if isinstance(k, str)} for row in keys[columns].itertuples(index=False)]
 
 
 def _shares(keys: pd.DataFrame, kind: str) -> np.ndarray:
