@@ -119,6 +119,22 @@ def test_similarity_group_bin_width():
             data.similarity_group(1.0, bin_width=bad)
 
 
+def test_score_bin_edges_keep_boundary_scores_in_their_group():
+    edges = data.score_bin_edges()
+    assert len(edges) == 51
+    scores = np.arange(501) / 100  # every score CxC can have
+    bins = np.digitize(scores, edges) - 1  # np.histogram's bins, closed on the left
+    assert bins.min() == 0 and bins.max() == 49
+    counts, _ = np.histogram(scores, edges)
+    assert counts.sum() == len(scores)
+    groups = data.similarity_group(scores)
+    for b in range(50):  # each bin lies inside one group, the group of its scores
+        assert len(set(groups[bins == b])) == 1
+    assert bins[scores == 1.0] == 9 and bins[scores == 0.0] == 0
+    with pytest.raises(ValueError, match="width must divide"):
+        data.score_bin_edges(0.3)
+
+
 # --- CxC and Karpathy files ----------------------------------------------------------------
 
 

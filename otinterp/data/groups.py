@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["SCORE_MAX", "all_groups", "similarity_group", "normalise_text", "prompt_pair_id"]
+__all__ = ["SCORE_MAX", "all_groups", "similarity_group", "score_bin_edges", "normalise_text", "prompt_pair_id"]
 
 #: Highest similarity score (scores are in [0, SCORE_MAX]).
 SCORE_MAX = 5.0
@@ -64,6 +64,35 @@ def similarity_group(score: Any, bin_width: float = 0.5) -> Any:
     if isinstance(score, pd.Series):
         return pd.Series(group, index=score.index, name="group")
     return float(group) if group.ndim == 0 else group
+
+def score_bin_edges(width: float = 0.1, *, bin_width: float = 0.5) -> np.ndarray:
+    """Histogram bin edges for scores that keep each bin inside one similarity group.
+
+    Groups are closed on the right, ``(g - bin_width, g]``, while :func:`numpy.histogram` bins
+    are closed on the left: the edges are shifted up by a millionth of a score unit (scores have
+    two decimals), so a score exactly on a group edge ``g`` falls in the bin left of ``g``, in
+    its group, and 0 in the first bin.
+
+    Parameters
+    ----------
+    width : float
+        Bin width; ``bin_width / width`` must be a whole number.
+    bin_width : float
+        Similarity group width.
+
+    Returns
+    -------
+    edges : (5 / width + 1,) float64 array
+        ``k * width + 1e-6`` for ``k = 0 … 5 / width``, the first edge ``-1e-6``.
+    """
+    per_group = bin_width / width if width > 0 else 0.0
+    if per_group < 1 or not np.isclose(per_group, round(per_group)):
+        raise ValueError(f"width must divide the group width {bin_width:g} into whole bins, got {width!r}")
+    n = round(SCORE_MAX / width)
+    edges = np.round(np.arange(n + 1) * width, 6) + 1e-6
+    edges[0] = -1e-6
+    return edges
+
 
 def normalise_text(text: str) -> str:
     """``text`` stripped, case-folded and with white space runs collapsed to one space."""
