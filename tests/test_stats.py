@@ -187,7 +187,7 @@ def test_any_subset_of_paths_with_ot_as_reference():
     only_random = results[results["coupling"] != "clip"]
     assert paired_tests(only_random, "ppl")["comparison"].unique().tolist() == ["ot vs random"]
     tests = hypothesis_tests(only_random, n_resamples=20)
-    assert tests[tests["id"] == "H3"]["test"].tolist() == ["PPL OT − Random"]
+    assert tests[tests["id"] == "H3"]["test"].tolist() == ["r(PPL OT − Random)"]
     with pytest.raises(ValueError, match="unknown coupling.*'linear'"):
         paired_tests(results.replace({"coupling": {"clip": "linear"}}), "ppl")
 
@@ -310,6 +310,7 @@ def test_write_table_writes_several_notes_and_skips_none(tmp_path):
     csv, md, tex = write_table(table1(tests), tmp_path, "t", note=notes)
     assert csv.read_text().splitlines()[:2] == [f"# {mark_legend(0.05)}", f"# {COST_NOTE}"]
     assert f"*{COST_NOTE}*" in md.read_text() and AGAINST_OT in md.read_text()
+    assert r"\*, \*\*, \*\*\*" in md.read_text()  # the marks' stars escaped: text, not emphasis
     assert tex.read_text().splitlines()[:2] == [f"% {mark_legend(0.05)}", f"% {COST_NOTE}"]
     (plain,) = write_table(tests, tmp_path, "tests_cost", formats=("csv",), note=notes)
     pd.testing.assert_frame_equal(read_table_csv(plain).fillna({"note": ""}), tests, check_dtype=False)
@@ -414,9 +415,9 @@ def h3_results(random_smoother: bool, n=40, seed=0):
 
 def test_h3_needs_the_cheaper_of_clip_and_random_to_be_smoother():
     tests = hypothesis_tests(h3_results(random_smoother=True), n_resamples=100).set_index("test")
-    assert tests.loc["PPL OT − CLIP", "outcome_all"] == "passes"
-    assert tests.loc["PPL OT − Random", "outcome_all"] == "passes"
-    cheaper = tests.loc["PPL cheaper − dearer of CLIP/Random (by the pair's costs)"]
+    assert tests.loc["r(PPL OT − CLIP)", "outcome_all"] == "passes"
+    assert tests.loc["r(PPL OT − Random)", "outcome_all"] == "passes"
+    cheaper = tests.loc["r(PPL cheaper − dearer of CLIP/Random (by the pair's costs))"]
     assert cheaper["estimate_all"] == 1.0 and cheaper["outcome_all"] == "not significant"
     assert verdicts(tests.reset_index()).set_index("id").loc["H3", "verdict_all"] == "not supported"
     assert hypotheses(h3_results(random_smoother=False)).loc["H3", "verdict_all"] == "supported"

@@ -23,7 +23,8 @@ def _csv(df: pd.DataFrame, index: bool, notes: list[str]) -> str:
 
 
 def _md(df: pd.DataFrame, index: bool, notes: list[str]) -> str:
-    return df.to_markdown(index=index, floatfmt=".4g") + "".join(f"\n\n*{line}*" for line in notes) + "\n"
+    escaped = (line.replace("*", "\\*") for line in notes)  # the marks' stars are text, not emphasis
+    return df.to_markdown(index=index, floatfmt=".4g") + "".join(f"\n\n*{line}*" for line in escaped) + "\n"
 
 
 def _tex(df: pd.DataFrame, index: bool, notes: list[str]) -> str:

@@ -152,7 +152,7 @@ def _paired(hid: str, name: str, d: pd.Series, predicted: int) -> dict:
     alternative = "less" if predicted < 0 else "greater"
     p = (float("nan") if np.all(d == 0)
          else st.wilcoxon(d, zero_method="wilcox", method="auto", alternative=alternative).pvalue)
-    return {"id": hid, "test": name, "statistic": "rank-biserial r", "predicted": predicted,
+    return {"id": hid, "test": f"r({name})", "statistic": "rank-biserial r", "predicted": predicted,
             "estimate": rank_biserial(d), "p": float(p), "n_groups": None, "resample": (rank_biserial_rows, d)}
 
 
@@ -215,7 +215,8 @@ def hypothesis_tests(results: pd.DataFrame, *, alpha: float = 0.05, min_effect: 
     Returns
     -------
     tests : DataFrame
-        One row per test: ``id`` (``"H1"`` …), ``test``, ``statistic`` (``"Spearman ρ"`` or
+        One row per test: ``id`` (``"H1"`` …), ``test`` (such as ``"ρ(W2, group)"`` or
+        ``"r(PPL OT − CLIP)"``), ``statistic`` (``"Spearman ρ"`` or
         ``"rank-biserial r"``), ``predicted`` (``"< 0"`` or ``"> 0"``), ``alpha``,
         ``min_effect``, and for each subset ``s`` in :data:`SUBSETS`: ``n_pairs_s``,
         ``estimate_s``, ``ci_low_s``, ``ci_high_s`` (95 % bootstrap), ``p_s`` (one-sided, in
@@ -274,7 +275,7 @@ def verdicts(tests: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for hid, block in tests.groupby("id", sort=True):
         evidence = "; ".join(
-            f"{t.statistic} {t.test} = {t.estimate_all:+.3f} [{t.ci_low_all:+.3f}, {t.ci_high_all:+.3f}], "
+            f"{t.test} = {t.estimate_all:+.3f} [{t.ci_low_all:+.3f}, {t.ci_high_all:+.3f}], "
             f"p = {t.p_all:.3g} ({t.outcome_all})" for t in block.itertuples())
         rows.append({"id": hid, "hypothesis": STATEMENTS[hid],
                      **{f"verdict_{s}": _verdict(block[f"outcome_{s}"]) for s in SUBSETS},
