@@ -461,6 +461,10 @@ def test_caption_disjoint_subset_shares_no_caption_and_is_greedy_in_table_order(
     assert subset["pair_id"].tolist() == ["p1", "p3", "p5", "p6"]  # the first of each sharing pair kept
     reverse = data.caption_disjoint_subset(table.iloc[::-1])
     assert reverse["pair_id"].tolist() == ["p6", "p5", "p4", "p2"]
+    ordered = data.caption_disjoint_subset(table, order=table["pair_id"].iloc[::-1])
+    assert ordered["pair_id"].tolist() == ["p2", "p4", "p5", "p6"]  # the given order decides, the table's rows stay
+    with pytest.raises(ValueError, match=r"order lacks 1 pair\(s\) of the table, e\.g\. 'p6'"):
+        data.caption_disjoint_subset(table, order=["p1", "p2", "p3", "p4", "p5"])
     # a results table: every row of a kept pair is kept, couplings included
     results = table.loc[table.index.repeat(3)].assign(coupling=["ot", "clip", "random"] * 6)
     assert data.caption_disjoint_subset(results)["pair_id"].tolist() == [p for p in subset["pair_id"] for _ in range(3)]

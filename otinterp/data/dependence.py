@@ -12,7 +12,7 @@ seed): a pair counts once, at its first row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -144,11 +144,11 @@ def greedy_disjoint(key_sets: Iterable[set[str]], used: set[str] | None = None, 
     return np.array(accepted, dtype=bool)
 
 
-def caption_disjoint_subset(table: pd.DataFrame) -> pd.DataFrame:
+def caption_disjoint_subset(table: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
     """The rows of the pairs of a caption-disjoint subset, chosen greedily in the table's order.
 
     Pairs are taken in the order of their first row (a sampled pair table is in its seeded
-    order, group after group); a pair is kept when none of its captions (by normalised text or
+    order, group after group), or in ``order``; a pair is kept when none of its captions (by normalised text or
     CxC caption id) is a caption of a pair kept before it. No two kept pairs share a caption.
 
     Parameters
@@ -156,6 +156,9 @@ def caption_disjoint_subset(table: pd.DataFrame) -> pd.DataFrame:
     table : DataFrame
         A pair table or a results table (every row of a kept pair is kept: all its couplings
         and seeds).
+    order : sequence of str, optional
+        The ``pair_id`` of every pair of ``table`` in the order of the greedy pass, e.g. the
+        sampled pair table's ``pairs["pair_id"]`` for results sorted otherwise.
 
     Returns
     -------
@@ -163,5 +166,11 @@ def caption_disjoint_subset(table: pd.DataFrame) -> pd.DataFrame:
         The rows of ``table`` whose pair is kept, in the table's order, index kept.
     """
     keys = caption_keys(table)
+    if order is not None:
+        order = pd.Index(order)
+        missing = keys.index.difference(order)
+        if len(missing):
+            raise ValueError(f"order lacks {len(missing)} pair(s) of the table, e.g. {', '.join(map(repr, missing[:5]))}")
+        keys = keys.loc[order[order.isin(keys.index)]]
     kept = keys.index[greedy_disjoint(_row_keys(keys, ("text", "id")))]
     return table[table["pair_id"].isin(kept)]

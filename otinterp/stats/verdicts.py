@@ -24,7 +24,7 @@ the all-pairs one.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -195,7 +195,7 @@ def _outcome(test: dict, n_pairs: int, alpha: float, min_effect: float) -> str:
 
 
 def hypothesis_tests(results: pd.DataFrame, *, alpha: float = 0.05, min_effect: float = 0.1,
-                     n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+                     n_resamples: int = 2000, seed: int = 0, order: Sequence[str] | None = None) -> pd.DataFrame:
     """Every test of the four hypotheses, on all pairs and on a caption-disjoint subset.
 
     Parameters
@@ -211,6 +211,9 @@ def hypothesis_tests(results: pd.DataFrame, *, alpha: float = 0.05, min_effect: 
         Bootstrap resamples of each interval.
     seed : int
         Seed of the bootstrap (test ``i`` uses ``(seed, i)``).
+    order : sequence of str, optional
+        The order of the greedy caption-disjoint pass (:func:`otinterp.data.caption_disjoint_subset`):
+        the sampled pair table's ``pair_id`` column; default the results' order.
 
     Returns
     -------
@@ -230,7 +233,7 @@ def hypothesis_tests(results: pd.DataFrame, *, alpha: float = 0.05, min_effect: 
         raise ValueError(f"min_effect must be in [0, 1], got {min_effect}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    tables = {"all": results, "disjoint": caption_disjoint_subset(results)}
+    tables = {"all": results, "disjoint": caption_disjoint_subset(results, order)}
     columns = {}
     for subset, table in tables.items():
         n_pairs = table["pair_id"].nunique()
