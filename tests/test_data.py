@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import urllib.error
 import urllib.request
@@ -118,6 +119,22 @@ def test_similarity_group_bin_width():
             data.similarity_group(1.0, bin_width=bad)
 
 
+def test_score_bin_edges_keep_boundary_scores_in_their_group():
+    edges = data.score_bin_edges()
+    assert len(edges) == 51
+    scores = np.arange(501) / 100  # every score CxC can have
+    bins = np.digitize(scores, edges) - 1  # np.histogram's bins, closed on the left
+    assert bins.min() == 0 and bins.max() == 49
+    counts, _ = np.histogram(scores, edges)
+    assert counts.sum() == len(scores)
+    groups = data.similarity_group(scores)
+    for b in range(50):  # each bin lies inside one group, the group of its scores
+        assert len(set(groups[bins == b])) == 1
+    assert bins[scores == 1.0] == 9 and bins[scores == 0.0] == 0
+    with pytest.raises(ValueError, match="width must divide"):
+        data.score_bin_edges(0.3)
+
+
 # --- CxC and Karpathy files ----------------------------------------------------------------
 
 
@@ -135,12 +152,12 @@ def test_load_cxc_reads_files_and_keeps_their_names(tmp_path, cxc_file):
      r"bad\.csv: unexpected column\(s\) 'extra'"),
     ("caption1,caption2,agg_score\n" + f"{cid(1)},{cid(2)},1.0\n", r"bad\.csv: missing column\(s\) 'sampling_method'"),
     (HEADER + f"{cid(1)},{cid(2)},1.0,x\n{cid(3)},{cid(4)},5.2,x\n",
-     r"bad\.csv, row 2: agg_score '5\.2' is not a number in \[0, 5\]"),
-    (HEADER + f"{cid(1)},{cid(2)},high,x\n", r"bad\.csv, row 1: agg_score 'high' is not a number"),
+     r"bad\.csv, line 3: agg_score '5\.2' is not a number in \[0, 5\]"),
+    (HEADER + f"{cid(1)},{cid(2)},high,x\n", r"bad\.csv, line 2: agg_score 'high' is not a number"),
     (HEADER + f"{cid(1)},{cid(2)},1.0,x\n{cid(1)},COCO_train2014:sentid:4,1.0,x\n",
-     r"bad\.csv, row 2: caption2 'COCO_train2014:sentid:4' is not of the form COCO_val2014:sentid:N"),
-    (HEADER + f"{cid(1)},{cid(2)},1.0,x,surplus\n", r"bad\.csv: malformed CSV: the data rows have more fields"),
-    (HEADER + f"{cid(1)},{cid(2)},1.0,x\n{cid(1)},{cid(2)},1.0,x,surplus\n", r"bad\.csv: malformed CSV: Error tokenizing"),
+     r"bad\.csv, line 3: caption2 'COCO_train2014:sentid:4' is not of the form COCO_val2014:sentid:N"),
+    (HEADER + f"{cid(1)},{cid(2)},1.0,x,surplus\n", r"bad\.csv, line 2: malformed CSV: 5 fields, the header has 4"),
+    (HEADER + f"{cid(1)},{cid(2)},1.0,x\n{cid(1)},{cid(2)},1.0,x,surplus\n", r"bad\.csv, line 3: malformed CSV: 5 fields, the header has 4"),
     ("", r"bad\.csv: empty file"),
 ])
 def test_load_cxc_errors_name_file_and_row(tmp_path, text, match):
@@ -292,11 +309,11 @@ def test_load_pairs_csv_with_score_group_or_both(tmp_path):
     ("prompt_a,prompt_b,score,note\na,b,1,x\n", r"unexpected column\(s\) 'note'"),
     ("prompt_a,prompt_b\na,b\n", r"needs a 'score' or a 'group' column"),
     ("prompt_a,prompt_b,score\n", r"no pairs"),
-    ("prompt_a,prompt_b,score\na,b,1\n  ,c,2\n", r"p\.csv, row 2: empty prompt_a"),
-    ("prompt_a,prompt_b,score\na,b,high\n", r"p\.csv, row 1: score 'high' is not a number in \[0, 5\]"),
-    ("prompt_a,prompt_b,score\na,b,7\n", r"row 1: score '7' is not a number in \[0, 5\]"),
-    ("prompt_a,prompt_b,group\na,b,0.7\n", r"row 1: group '0\.7' is not one of \[0\.5, 1\.0"),
-    ("prompt_a,prompt_b,score,group\na,b,3.2,4.0\n", r"row 1: group 4 does not hold score 3\.2 \(its group is 3\.5\)"),
+    ("prompt_a,prompt_b,score\na,b,1\n  ,c,2\n", r"p\.csv, line 3: empty prompt_a"),
+    ("prompt_a,prompt_b,score\na,b,high\n", r"p\.csv, line 2: score 'high' is not a number in \[0, 5\]"),
+    ("prompt_a,prompt_b,score\na,b,7\n", r"line 2: score '7' is not a number in \[0, 5\]"),
+    ("prompt_a,prompt_b,group\na,b,0.7\n", r"line 2: group '0\.7' is not one of \[0\.5, 1\.0"),
+    ("prompt_a,prompt_b,score,group\na,b,3.2,4.0\n", r"line 2: group 4 does not hold score 3\.2 \(its group is 3\.5\)"),
     ("prompt_a,prompt_b,score\nA cat,a dog,1\na  cat,A DOG,2\n", r"pair_id 'p-[0-9a-f]{12}' appears 2 times"),
 ])
 def test_load_pairs_csv_errors(tmp_path, text, match):
@@ -380,3 +397,161 @@ def test_fetch_paper_data_rejects_a_wrong_checksum(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"sts_val\.csv: downloaded 12 bytes with SHA-256 [0-9a-f]{64}, expected 3092201"):
         data.fetch_paper_data(tmp_path / "data")
     assert not list((tmp_path / "data").rglob("*"))
+
+
+# --- CSV errors as an editor counts lines -----------------------------------------------------
+
+
+def test_csv_errors_count_lines_across_quoted_multiline_fields_and_blank_lines(tmp_path):
+    path = tmp_path / "p.csv"
+    # line 1 header, line 2-3 one record (quoted newline), line 4 blank, line 5 the bad score
+    path.write_text('prompt_a,prompt_b,score\n"a red\nbus",a car,1\n\na dog,a cat,9\n')
+    with pytest.raises(ValueError, match=r"p\.csv, line 5: score '9' is not a number"):
+        data.load_pairs_csv(path)
+    path.write_text('prompt_a,prompt_b,score\n"a red\nbus",a car,1\n"x","y\n\nz",1,surplus\n')
+    with pytest.raises(ValueError, match=r"p\.csv, line 4: malformed CSV: 4 fields, the header has 3"):
+        data.load_pairs_csv(path)
+
+
+def test_csv_that_is_not_utf8_says_so(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("prompt_a,prompt_b,score\na café,a bar,1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin\.csv is not UTF-8: save it as UTF-8 \(line 2 has the byte 0xe9\)"):
+        data.load_pairs_csv(path)
+
+
+# --- dependence: shared captions, caption-disjoint subsets and sampling ----------------------
+
+
+def shared_table() -> pd.DataFrame:
+    """Six pairs: p1/p2 share a text (up to case), p3/p4 share a CxC id, p5 and p6 share nothing."""
+    rows = [("p1", "A dog", "a cat", None, None, 1.0), ("p2", "a  DOG", "a bus", None, None, 2.0),
+            ("p3", "one", "two", cid(7), cid(8), 1.0), ("p4", "three", "four", cid(9), cid(7), 3.0),
+            ("p5", "five", "six", "illustrative", "illustrative", 3.0),
+            ("p6", "seven", "eight", "illustrative", "illustrative", 1.0)]
+    return pd.DataFrame(rows, columns=["pair_id", "prompt_a", "prompt_b", "source_a", "source_b", "group"])
+
+
+def shares_a_caption(table: pd.DataFrame) -> bool:
+    """Brute force: does any caption (normalised text, or CxC id) occur in two pairs?"""
+    seen: dict[str, str] = {}
+    for row in table.drop_duplicates("pair_id").itertuples():
+        keys = {data.normalise_text(row.prompt_a), data.normalise_text(row.prompt_b)}
+        keys |= {s for s in (getattr(row, "source_a", None), getattr(row, "source_b", None))
+                 if isinstance(s, str) and s.startswith("COCO_val2014:")}
+        for k in keys:
+            if seen.setdefault(k, row.pair_id) != row.pair_id:
+                return True
+    return False
+
+
+def test_caption_sharing_counts_text_and_id_sharing_per_group():
+    sharing = data.caption_sharing(shared_table())
+    assert sharing.loc["all", ["pairs", "sharing_by_text", "sharing_by_id", "sharing"]].tolist() == [6, 2, 2, 4]
+    assert sharing.loc[1.0, ["pairs", "sharing"]].tolist() == [3, 2]  # p1 (text), p3 (id); p6 alone
+    assert sharing.loc[3.0, ["sharing_by_id", "sharing"]].tolist() == [1, 1]  # p4; the label is not an id
+    assert sharing.loc["all", "share"] == pytest.approx(4 / 6)
+
+
+def test_caption_disjoint_subset_shares_no_caption_and_is_greedy_in_table_order():
+    table = shared_table()
+    assert shares_a_caption(table)
+    subset = data.caption_disjoint_subset(table)
+    assert not shares_a_caption(subset)
+    assert subset["pair_id"].tolist() == ["p1", "p3", "p5", "p6"]  # the first of each sharing pair kept
+    reverse = data.caption_disjoint_subset(table.iloc[::-1])
+    assert reverse["pair_id"].tolist() == ["p6", "p5", "p4", "p2"]
+    ordered = data.caption_disjoint_subset(table, order=table["pair_id"].iloc[::-1])
+    assert ordered["pair_id"].tolist() == ["p2", "p4", "p5", "p6"]  # the given order decides, the table's rows stay
+    with pytest.raises(ValueError, match=r"order lacks 1 pair\(s\) of the table, e\.g\. 'p6'"):
+        data.caption_disjoint_subset(table, order=["p1", "p2", "p3", "p4", "p5"])
+    # a results table: every row of a kept pair is kept, couplings included
+    results = table.loc[table.index.repeat(3)].assign(coupling=["ot", "clip", "random"] * 6)
+    assert data.caption_disjoint_subset(results)["pair_id"].tolist() == [p for p in subset["pair_id"] for _ in range(3)]
+
+
+def test_caption_disjoint_subset_on_random_tables_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        words = [f"caption {i}" for i in range(12)]
+        rows = [(f"p{i}", *rng.choice(words, 2, replace=False), 1.0) for i in range(15)]
+        table = pd.DataFrame(rows, columns=["pair_id", "prompt_a", "prompt_b", "group"])
+        subset = data.caption_disjoint_subset(table)
+        assert not shares_a_caption(subset)
+        # maximal: every left-out pair shares a caption with a kept pair
+        for row in table[~table["pair_id"].isin(subset["pair_id"])].itertuples():
+            assert shares_a_caption(pd.concat([subset, table[table["pair_id"] == row.pair_id]]))
+
+
+def cxc_with_shared_captions(n: int, seed: int = 0) -> tuple[pd.DataFrame, dict[int, str]]:
+    """``n`` CxC rows drawing both sentids from ``n // 2`` captions, so captions repeat."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([rng.choice(n // 2, 2, replace=False) for _ in range(n)])
+    cxc = pd.DataFrame({"caption1": [cid(a) for a in ids[:, 0]], "caption2": [cid(b) for b in ids[:, 1]],
+                        "agg_score": rng.integers(0, 501, n) / 100, "sampling_method": "c2c_isim"})
+    cxc = cxc.drop_duplicates(["caption1", "caption2"])
+    return cxc, {i: f"caption {i}" for i in range(n // 2)}
+
+
+def test_disjoint_sampling_shares_no_caption_and_reports_what_each_group_lost():
+    cxc, captions = cxc_with_shared_captions(1000)  # 500 captions: at most 250 disjoint pairs
+    plain = build_quietly(cxc, captions, per_group=40, seed=0)
+    assert data.caption_sharing(plain).loc["all", "sharing"] > 0
+    with pytest.warns(UserWarning, match="caption-disjoint pairs in group"):
+        disjoint = data.build_pairs(cxc, captions, per_group=40, seed=0, disjoint_captions=True)
+    assert not shares_a_caption(disjoint)
+    assert data.caption_sharing(disjoint).loc["all", "sharing"] == 0
+    report = data.pairs_report(disjoint)
+    assert list(report.columns) == ["available", "identical_dropped", "skipped_shared", "sampled"]
+    assert (report["sampled"] == disjoint.groupby("group").size().reindex(report.index, fill_value=0)).all()
+    assert (report["skipped_shared"] > 0).any() and (report["sampled"] <= 40).all()
+    assert report["sampled"].sum() < len(plain)
+    # reproducible, and the same seeded order: a group's pairs come in the plain sample's order
+    pd.testing.assert_frame_equal(disjoint, build_quietly(cxc, captions, per_group=40, seed=0, disjoint_captions=True))
+    first = disjoint[disjoint["group"] == 0.5]["pair_id"]
+    order = build_quietly(cxc, captions, per_group=10_000, seed=0)
+    order = order[order["group"] == 0.5]["pair_id"].tolist()
+    assert [order.index(p) for p in first] == sorted(order.index(p) for p in first)
+
+
+def test_disjoint_sampling_without_shared_captions_equals_plain_sampling():
+    cxc, captions = synthetic_cxc(800)  # every caption in one pair only
+    plain = build_quietly(cxc, captions, per_group=30, seed=3)
+    disjoint = build_quietly(cxc, captions, per_group=30, seed=3, disjoint_captions=True)
+    pd.testing.assert_frame_equal(plain, disjoint)
+    assert (data.pairs_report(disjoint)["skipped_shared"] == 0).all()
+
+
+CXC_DIR = Path(os.environ.get("OTINTERP_CXC_DIR", Path(__file__).resolve().parents[3] / "shared" / "cxc"))
+
+
+@pytest.mark.skipif(not (CXC_DIR / "sts_val.csv").is_file(), reason=f"CxC STS files not in {CXC_DIR}")
+def test_disjoint_sampling_on_the_real_cxc_files_reports_per_group_counts():
+    cxc = data.load_cxc([CXC_DIR / "sts_val.csv", CXC_DIR / "sts_test.csv"])
+    ids = pd.concat([cxc["caption1"], cxc["caption2"]]).unique()
+    captions = {int(i.rsplit(":", 1)[1]): f"text of {i}" for i in ids}  # the text is not shipped: ids stand in
+    plain = build_quietly(cxc, captions, per_group=1000, seed=0)
+    sharing = data.caption_sharing(plain)
+    assert sharing.loc["all", "sharing_by_id"] == sharing.loc["all", "sharing_by_text"] > 0
+    disjoint = build_quietly(cxc, captions, per_group=1000, seed=0, disjoint_captions=True)
+    report = data.pairs_report(disjoint)
+    assert list(report.index) == data.all_groups().tolist()
+    assert report["available"].sum() == len(cxc)
+    assert (report["sampled"] == disjoint.groupby("group").size()).all()
+    assert (report["sampled"] > 0).all() and report["skipped_shared"].sum() > 0
+    assert data.caption_sharing(disjoint).loc["all", "sharing"] == 0
+
+
+# --- balanced pilots ---------------------------------------------------------------------------
+
+
+def test_balanced_subset_takes_round_robin_across_groups_in_table_order():
+    cxc, captions = synthetic_cxc(2000)
+    pairs = build_quietly(cxc, captions, per_group=30, seed=0)
+    subset = data.balanced_subset(pairs, 20)
+    assert subset.groupby("group").size().tolist() == [2] * 10
+    assert subset["pair_id"].tolist() == pairs.groupby("group").head(2)["pair_id"].tolist()
+    assert data.balanced_subset(pairs, 23).groupby("group").size().tolist() == [3, 3, 3] + [2] * 7
+    assert len(data.balanced_subset(pairs, 10_000)) == len(pairs)
+    with pytest.raises(ValueError, match="n must be >= 1, got 0"):
+        data.balanced_subset(pairs, 0)

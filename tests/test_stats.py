@@ -7,8 +7,9 @@ from scipy import stats as st
 
 from otinterp.io import atomic_write
 from otinterp.stats import (
-    TEST_COLUMNS, holm, hypotheses, largest_gaps, paired_tests, per_pair, rank_biserial,
-    significance_mark, table1, write_table,
+    AGAINST_OT, COST_NOTE, TEST_COLUMNS, bootstrap_ci, holm, hypothesis_tests, largest_gaps, mark_legend,
+    paired_tests, per_pair, rank_biserial, rank_biserial_rows, read_table_csv, seeds_note, significance_mark,
+    spearman_rows, table1, verdicts, write_table,
 )
 
 GROUPS = tuple(np.arange(1, 11) / 2)
@@ -139,6 +140,58 @@ def test_ot_larger_by_construction_is_marked_the_other_way():
     assert (tests["p_less"] > 0.5).all()
 
 
+def test_direction_is_the_tests_not_the_medians():
+    # OT minus CLIP: the median is negative, yet the test rejects towards OT being larger
+    d = np.array([-0.01] * 60 + [0.5] * 40 + [-0.02] * 5)
+    results = synthetic_results(len(d), groups=(1.0,), effect="identical")
+    results.loc[results["coupling"] == "ot", "ppl"] += d
+    row = paired_tests(results, "ppl", others=("clip",)).iloc[0]
+    assert row["median_difference"] < 0
+    assert row["rank_biserial"] == pytest.approx(0.23, abs=0.01)
+    assert row["p_two_sided"] == pytest.approx(0.036, abs=0.002) and row["p_less"] > 0.9
+    assert row["mark"] == "*" + AGAINST_OT
+    assert table1(pd.DataFrame([row])).iloc[0, 0] == "*†"
+    # the mirror image is significant in OT's favour: a plain star
+    results.loc[results["coupling"] == "ot", "ppl"] -= 2 * d
+    assert paired_tests(results, "ppl", others=("clip",)).iloc[0]["mark"] == "*"
+
+
+def test_mark_legend_explains_every_mark():
+    legend = mark_legend(0.01)
+    assert all(m in legend for m in ("-", "*, **, ***", AGAINST_OT, "n/a", "0.01", "OT larger"))
+
+
+def test_seeds_are_averaged_per_pair():
+    one = synthetic_results(6, groups=(1.0, 2.0))
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.01, len(one))
+    seeds = pd.concat([one.assign(seed=0, ppl=one["ppl"] + noise), one.assign(seed=7, ppl=one["ppl"] - noise)])
+    seeds = seeds.sample(frac=1.0, random_state=0)
+    pd.testing.assert_frame_equal(per_pair(seeds, "ppl"), per_pair(one, "ppl"), atol=1e-12)
+    pd.testing.assert_frame_equal(paired_tests(seeds, "ppl"), paired_tests(one, "ppl"))
+    assert "mean over 2 latent seeds" in seeds_note(seeds) and seeds_note(one) is None
+    with pytest.raises(ValueError, match=r"'g1\.0-p000' \(clip: 1 of 2 seeds\)"):
+        per_pair(seeds[~((seeds["pair_id"] == "g1.0-p000") & (seeds["coupling"] == "clip") & (seeds["seed"] == 7))], "ppl")
+    with pytest.raises(ValueError, match=r"duplicate \(pair, coupling, seed\)"):
+        per_pair(pd.concat([seeds, seeds.iloc[[0]]]), "ppl")
+
+
+def test_any_subset_of_paths_with_ot_as_reference():
+    results = synthetic_results(6, groups=(1.0, 2.0))
+    slerp = results[results["coupling"] == "clip"].assign(coupling="slerp", cost=np.nan, cost_ratio=np.nan)
+    with_slerp = pd.concat([results, slerp])
+    tests = paired_tests(with_slerp, "ppl")
+    assert tests["comparison"].unique().tolist() == ["ot vs clip", "ot vs random", "ot vs slerp"]
+    assert table1(tests).index[-1] == "OT vs. Slerp PPL"
+    assert paired_tests(with_slerp, "cost")["comparison"].unique().tolist() == ["ot vs clip", "ot vs random"]
+    only_random = results[results["coupling"] != "clip"]
+    assert paired_tests(only_random, "ppl")["comparison"].unique().tolist() == ["ot vs random"]
+    tests = hypothesis_tests(only_random, n_resamples=20)
+    assert tests[tests["id"] == "H3"]["test"].tolist() == ["r(PPL OT − Random)"]
+    with pytest.raises(ValueError, match="unknown coupling.*'linear'"):
+        paired_tests(results.replace({"coupling": {"clip": "linear"}}), "ppl")
+
+
 def test_identical_couplings_give_nothing_significant():
     tests = paired_tests(synthetic_results(6, effect="identical"), "ppl")
     assert tests["p_two_sided"].isna().all() and tests["statistic"].isna().all()
@@ -198,8 +251,8 @@ def test_duplicate_rows_nan_values_and_missing_columns_are_errors():
         paired_tests(nan, "ppl")
     with pytest.raises(ValueError, match="results lack column.*'lpips'"):
         paired_tests(results, "lpips")
-    with pytest.raises(ValueError, match="no rows for coupling.*'linear'"):
-        paired_tests(results, "ppl", others=("linear",))
+    with pytest.raises(ValueError, match="no rows for coupling.*'slerp'"):
+        paired_tests(results, "ppl", others=("slerp",))
     split = results.copy()
     split.loc[1, "group"] = 5.0
     with pytest.raises(ValueError, match=r"'g0\.5-p000'.* no single similarity group"):
@@ -245,7 +298,24 @@ def test_write_table_carries_a_note(tmp_path):
     csv, md, tex = write_table(table, tmp_path, "t", note="random weights: numbers mean nothing")
     assert md.read_text().rstrip().endswith("*random weights: numbers mean nothing*")
     assert tex.read_text().startswith("% random weights: numbers mean nothing\n")
-    assert "random weights" not in csv.read_text()
+    assert csv.read_text().startswith("# random weights: numbers mean nothing\n")
+    back = read_table_csv(csv, index_col=0, dtype=str)
+    assert back.equals(pd.read_csv(csv, comment="#", index_col=0, dtype=str))
+    assert back.equals(table.rename_axis(columns=None))
+
+
+def test_write_table_writes_several_notes_and_skips_none(tmp_path):
+    tests = paired_tests(synthetic_results(3, groups=(1.0,)), "cost")
+    notes = [None, mark_legend(0.05), COST_NOTE]
+    csv, md, tex = write_table(table1(tests), tmp_path, "t", note=notes)
+    assert csv.read_text().splitlines()[:2] == [f"# {mark_legend(0.05)}", f"# {COST_NOTE}"]
+    assert f"*{COST_NOTE}*" in md.read_text() and AGAINST_OT in md.read_text()
+    assert r"\*, \*\*, \*\*\*" in md.read_text()  # the marks' stars escaped: text, not emphasis
+    assert tex.read_text().splitlines()[:2] == [f"% {mark_legend(0.05)}", f"% {COST_NOTE}"]
+    (plain,) = write_table(tests, tmp_path, "tests_cost", formats=("csv",), note=notes)
+    pd.testing.assert_frame_equal(read_table_csv(plain).fillna({"note": ""}), tests, check_dtype=False)
+    with pytest.raises(ValueError, match="may not contain '#'"):
+        write_table(tests, tmp_path, "x", note="see #3")
 
 
 def test_table1_of_several_metrics_keeps_their_order():
@@ -280,37 +350,149 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 
 # --- hypotheses ----------------------------------------------------------------------------------
 
+def hypotheses(results, **kwargs):
+    """Verdicts indexed by hypothesis, with a small bootstrap to keep the tests fast."""
+    return verdicts(hypothesis_tests(results, **{"n_resamples": 200, **kwargs})).set_index("id")
+
+
 def test_hypotheses_supported_when_built_in():
     results = synthetic_results(6)
-    h = hypotheses(results).set_index("id")
+    tests = hypothesis_tests(results, n_resamples=200)
+    h = verdicts(tests).set_index("id")
     assert list(h.index) == ["H1", "H2", "H3", "H4"]
-    assert set(h["verdict"]) == {"supported"}
-    assert (h["n_pairs"] == 60).all() and (h["n_groups"] == 10).all()
+    assert set(h["verdict_all"]) == {"supported"} and set(h["verdict_disjoint"]) == {"supported"}
+    assert (h["n_pairs_all"] == 60).all() and (h["min_effect"] == 0.1).all()
+    assert tests.groupby("id").size().tolist() == [2, 2, 3, 2]  # H3: OT vs CLIP, OT vs random, cheaper vs dearer
     w2 = per_pair(results, "w2", ["ot"])
     rho, p = st.spearmanr(w2["ot"], w2["group"], alternative="less")
-    assert h.loc["H1", "estimate_1"] == pytest.approx(rho)
-    assert h.loc["H1", "p_1"] == pytest.approx(p)
-    assert h.loc["H1", "p"] == max(h.loc["H1", "p_1"], h.loc["H1", "p_2"])
-    assert (h.loc[["H2", "H4"], ["estimate_1", "estimate_2"]] > 0).all().all()
-    assert h.loc["H3", "estimate_1"] == -1.0
-    assert h.loc["H3", "p_1"] == pytest.approx(st.wilcoxon(
-        per_pair(results, "ppl")["ot"] - per_pair(results, "ppl")["clip"], alternative="less").pvalue)
-    assert "60 pairs in 10 groups" in h.loc["H3", "evidence"]
+    first = tests.iloc[0]
+    assert first["estimate_all"] == pytest.approx(rho) and first["p_all"] == pytest.approx(p)
+    ci = bootstrap_ci(spearman_rows, w2["ot"].to_numpy(), w2["group"].to_numpy(), n_resamples=200, seed=(0, 0))
+    assert (first["ci_low_all"], first["ci_high_all"]) == ci and ci[0] < ci[1] < 0
+    h3 = tests[tests["id"] == "H3"]
+    assert (h3["estimate_all"] == -1.0).all()
+    ppl = per_pair(results, "ppl")
+    assert h3["p_all"].iloc[0] == pytest.approx(st.wilcoxon(ppl["ot"] - ppl["clip"], alternative="less").pvalue)
+    assert "passes" in h.loc["H3", "evidence"]
+
+
+def test_hypothesis_tests_are_deterministic():
+    results = noisy_results(9)
+    pd.testing.assert_frame_equal(hypothesis_tests(results, n_resamples=100), hypothesis_tests(results, n_resamples=100))
 
 
 @pytest.mark.parametrize("effect", ["identical", "symmetric"])
 def test_hypotheses_on_ot_not_better_are_not_supported(effect):
-    h = hypotheses(synthetic_results(6, effect=effect)).set_index("id")
-    assert h.loc["H3", "verdict"] == "not supported"
-    assert h.loc["H4", "verdict"] == "not supported"
+    h = hypotheses(synthetic_results(6, effect=effect))
+    assert h.loc["H3", "verdict_all"] == "not supported"
+    assert h.loc["H4", "verdict_all"] == "not supported"
 
 
 def test_hypotheses_not_testable_on_few_pairs_or_groups():
     few_pairs = hypotheses(synthetic_results(1, groups=(1.0, 2.0, 3.0, 4.0)))
-    assert set(few_pairs["verdict"]) == {"not testable at this size"}
-    two_groups = hypotheses(synthetic_results(6, groups=(1.0, 2.0))).set_index("id")
-    assert two_groups.loc["H3", "verdict"] == "supported"
-    assert set(two_groups.loc[["H1", "H2", "H4"], "verdict"]) == {"not testable at this size"}
+    assert set(few_pairs["verdict_all"]) == {"not testable at this size"}
+    two_groups = hypotheses(synthetic_results(6, groups=(1.0, 2.0)))
+    assert two_groups.loc["H3", "verdict_all"] == "supported"
+    assert set(two_groups.loc[["H1", "H2", "H4"], "verdict_all"]) == {"not testable at this size"}
+
+
+def h3_results(random_smoother: bool, n=40, seed=0):
+    """OT cheapest and smoothest; CLIP cheaper than random in every pair; random has the lower PPL
+    in every pair when ``random_smoother``, else the higher."""
+    rng = np.random.default_rng(seed)
+    results = synthetic_results(n // 4, groups=(1.0, 2.0, 3.0, 4.0), seed=seed)
+    ot = results["coupling"] == "ot"
+    base = results.loc[ot, "ppl"].to_numpy()
+    gap = rng.uniform(0.05, 0.1, len(base))
+    clip_ppl, random_ppl = (base + 2 * gap, base + gap) if random_smoother else (base + gap, base + 2 * gap)
+    results.loc[results["coupling"] == "clip", "ppl"] = clip_ppl
+    results.loc[results["coupling"] == "random", "ppl"] = random_ppl
+    w2 = results.loc[ot, "w2"].to_numpy()
+    results.loc[results["coupling"] == "clip", "cost"] = w2 * 1.1
+    results.loc[results["coupling"] == "random", "cost"] = w2 * 1.5
+    return results
+
+
+def test_h3_needs_the_cheaper_of_clip_and_random_to_be_smoother():
+    tests = hypothesis_tests(h3_results(random_smoother=True), n_resamples=100).set_index("test")
+    assert tests.loc["r(PPL OT − CLIP)", "outcome_all"] == "passes"
+    assert tests.loc["r(PPL OT − Random)", "outcome_all"] == "passes"
+    cheaper = tests.loc["r(PPL cheaper − dearer of CLIP/Random (by the pair's costs))"]
+    assert cheaper["estimate_all"] == 1.0 and cheaper["outcome_all"] == "not significant"
+    assert verdicts(tests.reset_index()).set_index("id").loc["H3", "verdict_all"] == "not supported"
+    assert hypotheses(h3_results(random_smoother=False)).loc["H3", "verdict_all"] == "supported"
+
+
+def trend_results(rho: float, n: int = 10_000, seed: int = 0) -> pd.DataFrame:
+    """Results over ``n`` pairs in 10 groups whose W2 and OT PPL fall with the group at about ``rho``."""
+    rng = np.random.default_rng(seed)
+    group = rng.integers(1, 11, n) / 2
+    z = (group - group.mean()) / group.std()
+    w2 = 2 - rho * z + np.sqrt(1 - rho ** 2) * rng.normal(size=n) + 10
+    ppl = 0.5 - 0.05 * (rho * z + np.sqrt(1 - rho ** 2) * rng.normal(size=n))
+    frames = []
+    for j, c in enumerate(("ot", "clip", "random")):
+        frames.append(pd.DataFrame({
+            "pair_id": [f"p{i:05d}" for i in range(n)], "prompt_a": [f"a {i}" for i in range(n)],
+            "prompt_b": [f"b {i}" for i in range(n)], "group": group, "coupling": c, "w2": w2,
+            "cost": w2 * (1 + 0.1 * j), "cost_ratio": 1 + 0.1 * j, "ppl": ppl + 0.01 * j}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("rho, outcome, verdict", [
+    (0.03, "effect below min_effect", "not supported"), (0.3, "passes", "supported"),
+])
+def test_a_tiny_trend_over_many_pairs_is_significant_but_not_supported(rho, outcome, verdict):
+    tests = hypothesis_tests(trend_results(rho), n_resamples=20)
+    h1 = tests[tests["id"] == "H1"]
+    assert (h1["p_all"] < 0.05).all()
+    np.testing.assert_allclose(h1["estimate_all"], -rho, atol=0.02)
+    assert (h1["ci_low_all"] < h1["estimate_all"]).all() and (h1["estimate_all"] < h1["ci_high_all"]).all()
+    assert set(h1["outcome_all"]) == {outcome}
+    assert verdicts(tests).set_index("id").loc["H1", "verdict_all"] == verdict
+
+
+def test_verdicts_on_a_caption_disjoint_subset_beside_all_pairs():
+    results = synthetic_results(6)
+    # every pair of group 0.5 reuses one caption: only one of them is in the disjoint subset
+    results.loc[results["group"] == 0.5, "prompt_a"] = "a shared caption"
+    tests = hypothesis_tests(results, n_resamples=50)
+    assert (tests["n_pairs_all"] == 60).all() and (tests["n_pairs_disjoint"] == 55).all()
+    h = verdicts(tests).set_index("id")
+    assert (h["n_pairs_disjoint"] == 55).all()
+    sub = results[(results["group"] != 0.5) | (results["pair_id"] == "g0.5-p000")]
+    alone = hypothesis_tests(sub, n_resamples=50)
+    np.testing.assert_allclose(tests["estimate_disjoint"], alone["estimate_all"])
+    np.testing.assert_allclose(tests["p_disjoint"], alone["p_all"])
+
+
+def test_hypothesis_tests_reject_bad_parameters():
+    results = synthetic_results(2)
+    for kwargs, match in [({"alpha": 0}, "alpha"), ({"min_effect": 2}, "min_effect"), ({"n_resamples": 0}, "n_resamples")]:
+        with pytest.raises(ValueError, match=match):
+            hypothesis_tests(results, **kwargs)
+
+
+# --- bootstrap -----------------------------------------------------------------------------------
+
+def test_row_wise_statistics_equal_their_one_dimensional_references():
+    rng = np.random.default_rng(0)
+    d = np.round(rng.normal(size=(30, 12)), 1)  # ties and zeros
+    d[0] = 0
+    expected = [rank_biserial(row) for row in d]
+    np.testing.assert_allclose(rank_biserial_rows(d), expected, equal_nan=True)
+    x, y = np.round(rng.normal(size=(2, 30, 12)), 1)
+    np.testing.assert_allclose(spearman_rows(x, y), [st.spearmanr(a, b).statistic for a, b in zip(x, y)])
+
+
+def test_bootstrap_ci_is_seeded_and_covers_the_mean():
+    x = np.random.default_rng(1).normal(1.0, 1.0, 400)
+    mean = lambda v: v.mean(-1)  # noqa: E731
+    low, high = bootstrap_ci(mean, x, n_resamples=500, seed=3)
+    assert (low, high) == bootstrap_ci(mean, x, n_resamples=500, seed=3, chunk=7)
+    assert low < x.mean() < high
+    se = x.std() / np.sqrt(len(x))
+    assert high - low == pytest.approx(2 * 1.96 * se, rel=0.15)
 
 
 # --- pairs for Figure 2 --------------------------------------------------------------------------
