@@ -409,14 +409,22 @@ class Explorer:
         The paths to render (default all four).
     render : callable, optional
         Replaces :func:`explore` (same signature), e.g. in tests.
+    known : sequence of Exploration
+        Explorations already rendered (with ``frames`` images of ``paths``), put in the cache.
     """
 
     def __init__(self, pipe: Any, lpips_model: torch.nn.Module, params: Params, *, frames: int = 24,
-                 paths: Sequence[str] = C.PATHS, render: Callable[..., Exploration] | None = None) -> None:
+                 paths: Sequence[str] = C.PATHS, render: Callable[..., Exploration] | None = None,
+                 known: Sequence[Exploration] = ()) -> None:
         self.pipe, self.lpips_model, self.params = pipe, lpips_model, params
         self.frames, self.paths = frames, _check_paths(paths)
         self._explore = render or explore
         self._cache: dict[tuple[str, str, int], Exploration] = {}
+        for ex in known:
+            if len(ex.ts) != frames or ex.paths != self.paths:
+                raise ValueError(f"a known exploration has {len(ex.ts)} frames of {ex.paths}; this explorer "
+                                 f"shows {frames} frames of {self.paths}")
+            self._cache[(*ex.prompts, ex.seed)] = ex
 
     @property
     def renders(self) -> int:

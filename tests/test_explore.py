@@ -141,6 +141,11 @@ def test_explorer_renders_each_prompt_pair_once(exploration, params):
     assert explorer.renders == 2
     with pytest.raises(ValueError, match="unknown path 'linear'"):
         explorer.frame_png(A, B, "linear", 0)
+    preloaded = E.Explorer(None, None, params, frames=4, render=fake_explore, known=[exploration])
+    preloaded.frame_png(A, B, "ot", 3)
+    assert preloaded.renders == 1 and len(calls) == 2
+    with pytest.raises(ValueError, match="a known exploration has 4 frames"):
+        E.Explorer(None, None, params, frames=24, known=[exploration])
 
 
 def test_bad_arguments(models, params):
