@@ -44,7 +44,7 @@ def load_lpips(net: Literal["alex", "vgg", "squeeze"] = "alex",
     Parameters
     ----------
     net : {"alex", "vgg", "squeeze"}
-        The backbone; the paper and SPEC use AlexNet.
+        The backbone; the paper uses AlexNet.
     backbone : {"pretrained", "random"}
         ``"pretrained"`` loads torchvision's ImageNet weights (downloaded once into torch.hub's
         cache); when they cannot be had this is an error, never a fallback. ``"random"`` is the

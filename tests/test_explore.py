@@ -155,3 +155,23 @@ def test_bad_arguments(models, params):
         E.explore(*models, A, B, params, paths=("ot", "lerp"))
     with pytest.raises(ValueError, match=r"seed indices must be in 0..0 \(the run's seeds are \[0\]\)"):
         E.explore_seeds(*models, A, B, params, seed_indices=[1])
+
+
+def test_pair_id_takes_the_run_pairs_prompts_and_random_coupling(tmp_path, models):
+    from otinterp.couplings import pair_rng, random_coupling
+    from otinterp.data import bundled_pairs, write_pairs
+
+    pairs = bundled_pairs().head(3)
+    write_pairs(pairs, tmp_path / "run" / "pairs.parquet")
+    pid, a, b = pairs.iloc[1][["pair_id", "prompt_a", "prompt_b"]]
+    E.main(["--pair-id", pid, "--frames", "3", "--paths", "clip", "random", "--set", "steps=1",
+            "--set", f"run_dir={tmp_path / 'run'}", "--out", str(tmp_path / "out")])
+    record = json.loads((tmp_path / "out" / "measures.json").read_text())
+    assert (record["prompt_a"], record["prompt_b"], record["pair_id"]) == (a, b, pid)
+    assert [r["path"] for r in record["rows"]] == ["clip", "random"]
+    assert not (tmp_path / "out" / "coupling.png").exists()  # drawn when OT and CLIP are both there
+    params = E.profile_params("smoke", {"steps": 1})
+    ex = E.explore(*models, a, b, params, frames=2, paths=["random"], pair_id=pid)
+    np.testing.assert_array_equal(ex.perms["random"], random_coupling(77, pair_rng(params.seed, pid)))
+    with pytest.raises(SystemExit):
+        E.main(["--pair-id", "no-such-pair", "--set", f"run_dir={tmp_path / 'run'}"])
