@@ -8,8 +8,12 @@ as the uniform measure on its rows. A coupling is a permutation ``σ`` of ``0..n
 
 whose length in Wasserstein space is the coupling's cost
 :math:`C(σ) = \\sqrt{\\tfrac1n \\sum_i \\lVert x_i - y_{σ(i)} \\rVert^2}`.
-The optimal coupling gives the geodesic and :math:`W_2(X, Y) = C(σ_{ot})` (Fu et al., "Which Way
-from B to A", section 2.3). Functions take numpy arrays or CPU torch tensors.
+The optimal coupling gives the geodesic and :math:`W_2(X, Y) = C(σ_{ot})` (Karris, Durell, Flores
+and Emerson, "Which Way from B to A: The role of embedding geometry in image interpolation for
+Stable Diffusion", arXiv:2511.12757, 2025, section 2.3). Besides the three couplings, :func:`slerp`
+interpolates the whole embedding spherically (the usual baseline of community interpolation
+tools); :func:`path_points` gives the points of any of the four paths by name. Functions take
+numpy arrays or CPU torch tensors.
 """
 
 from __future__ import annotations
@@ -23,12 +27,21 @@ from scipy.optimize import linear_sum_assignment
 __all__ = [
     "COUPLINGS", "ot_coupling", "clip_coupling", "random_coupling", "coupling",
     "coupling_cost", "wasserstein2", "interpolate", "pair_rng", "pairwise_sq_dists",
+    "PATHS", "SLERP_DOT_THRESHOLD", "slerp", "path_coupling", "path_points", "path_cost",
 ]
 
 #: Coupling names, in the order the paper reports them.
 COUPLINGS = ("ot", "clip", "random")
 
+#: Path names: the three couplings' straight paths, then the spherical interpolation :func:`slerp`.
+PATHS = ("ot", "clip", "random", "slerp")
+
 CouplingName = Literal["ot", "clip", "random"]
+PathName = Literal["ot", "clip", "random", "slerp"]
+
+#: Above this cosine between the flattened embeddings, :func:`slerp` interpolates linearly (the
+#: community tools' threshold): the spherical weights would divide by a vanishing ``sin θ``.
+SLERP_DOT_THRESHOLD = 0.9995
 
 
 def _as_cloud(x: Any, name: str) -> np.ndarray:
@@ -155,12 +168,114 @@ def interpolate(x: Any, y: Any, perm: Any, ts: Any) -> Any:
     xa, ya = _as_clouds(x, y)
     perm = _check_perm(perm, len(xa))
     ts = np.asarray(ts, dtype=np.float64).reshape(-1, 1, 1)
-    path = (1.0 - ts) * xa + ts * ya[perm]
+    return _like((1.0 - ts) * xa + ts * ya[perm], x)
+
+
+def _like(path: np.ndarray, x: Any) -> Any:
+    """``path`` as a tensor of ``x``'s dtype when ``x`` is a torch tensor, else at least float32."""
     if hasattr(x, "detach"):
         import torch
 
         return torch.from_numpy(path).to(dtype=x.dtype)
     return path.astype(np.result_type(np.asarray(x).dtype, np.float32), copy=False)
+
+
+def slerp(x: Any, y: Any, ts: Any) -> Any:
+    """Spherical linear interpolation of the whole embedding, each ``(n, d)`` matrix read as one vector.
+
+    With ``u = vec(X)``, ``v = vec(Y)`` and ``θ = arccos(<u, v> / (|u| |v|))``, the standard slerp
+    of community interpolation tools (Shoemake 1985, as in stable-diffusion-videos):
+
+    .. math:: X_t = \\frac{\\sin((1 - t) θ)}{\\sin θ} X + \\frac{\\sin(t θ)}{\\sin θ} Y .
+
+    It follows the great circle between the two directions; when ``|X| = |Y|`` the norm stays
+    constant, otherwise it varies smoothly between them. When ``|cos θ| >`` :data:`SLERP_DOT_THRESHOLD`
+    (near-parallel or antiparallel vectors, where ``sin θ`` vanishes) or either matrix is zero, it
+    falls back to the linear path ``(1 − t) X + t Y``. Rows are never reordered: the path pairs
+    row ``i`` with row ``i``, like the CLIP coupling, and ends at ``Y`` itself. Both endpoints
+    are exact: ``X_0 = X`` and ``X_1 = Y`` bit for bit.
+
+    Parameters
+    ----------
+    x, y : (n, d) array or CPU torch tensor
+    ts : (k,) array of floats
+
+    Returns
+    -------
+    path : (k, n, d), a numpy array or, when ``x`` is a torch tensor, a tensor of ``x``'s dtype
+    """
+    xa, ya = _as_clouds(x, y)
+    ts = np.asarray(ts, dtype=np.float64).reshape(-1, 1, 1)
+    norms = np.linalg.norm(xa) * np.linalg.norm(ya)
+    cos = float(np.sum(xa * ya) / norms) if norms > 0 else 1.0
+    if abs(cos) > SLERP_DOT_THRESHOLD:
+        path = (1.0 - ts) * xa + ts * ya
+    else:
+        theta = np.arccos(cos)
+        path = (np.sin((1.0 - ts) * theta) * xa + np.sin(ts * theta) * ya) / np.sin(theta)
+        path[ts[:, 0, 0] == 0] = xa  # sin(θ)/sin(θ) may miss 1 by one ulp
+        path[ts[:, 0, 0] == 1] = ya
+    return _like(path, x)
+
+
+def path_coupling(name: PathName, x: Any, y: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+    """The row pairing of path ``name``: the coupling for ``"ot"``, ``"clip"``, ``"random"``; the
+    identity for ``"slerp"``, which interpolates rows ``i`` and ``i`` (it never draws from ``rng``,
+    so adding it changes no other path).
+
+    Returns
+    -------
+    perm : (n,) int64 array
+    """
+    if name == "slerp":
+        return clip_coupling(len(_as_cloud(x, "x")))
+    if name not in COUPLINGS:
+        raise ValueError(f"unknown path {name!r}; expected one of {', '.join(PATHS)}")
+    return coupling(name, x, y, rng)
+
+
+def path_points(name: PathName, x: Any, y: Any, ts: Any, rng: np.random.Generator | None = None, *,
+                perm: Any = None) -> Any:
+    """Points at ``ts`` of path ``name`` from ``x`` to ``y``: one entry point for all of :data:`PATHS`.
+
+    Parameters
+    ----------
+    name : {"ot", "clip", "random", "slerp"}
+        A coupling's straight path (:func:`interpolate`) or the spherical one (:func:`slerp`).
+    x, y : (n, d) array or CPU torch tensor
+    ts : (k,) array of floats
+        For the interior of a ``K``-interval grid, ``k / K`` for ``k = 1..K-1``.
+    rng : numpy Generator, optional
+        Needed for ``"random"`` when ``perm`` is not given (use :func:`pair_rng`).
+    perm : (n,) int array, optional
+        The pairing from :func:`path_coupling`, to avoid computing it twice.
+
+    Returns
+    -------
+    path : (k, n, d), a numpy array or, when ``x`` is a torch tensor, a tensor of ``x``'s dtype.
+        Rows in ``x``'s order: at ``t = 1`` the straight paths give ``Y[σ]`` (which renders as
+        ``Y``), slerp gives ``Y``.
+    """
+    if perm is None:
+        perm = path_coupling(name, x, y, rng)
+    if name == "slerp":
+        _check_perm(perm, len(_as_cloud(x, "x")))
+        if not np.array_equal(perm, np.arange(len(perm))):
+            raise ValueError("slerp pairs rows i with i: perm must be the identity")
+        return slerp(x, y, ts)
+    return interpolate(x, y, perm, ts)
+
+
+def path_cost(name: PathName, x: Any, y: Any, perm: Any) -> float:
+    """The recorded cost of path ``name``: :func:`coupling_cost` of its pairing ``perm``.
+
+    For ``"slerp"`` this is the cost of the identity (slerp pairs row ``i`` with row ``i``), equal
+    to the CLIP coupling's cost. It is the cost of the row pairing, not the length of the slerp
+    curve, which is not straight: read it as "which rows slerp matches", never as a path length.
+    """
+    if name not in PATHS:
+        raise ValueError(f"unknown path {name!r}; expected one of {', '.join(PATHS)}")
+    return coupling_cost(x, y, perm)
 
 
 def pair_rng(seed: int, pair_id: str) -> np.random.Generator:

@@ -5,7 +5,9 @@ end of the cell; scripts that draw many should ``plt.close(fig)`` after :func:`s
 Without a display and without a backend chosen (Jupyter chooses its inline one through
 ``MPLBACKEND``), the module selects ``Agg``. Figures are drawn in seaborn's ``whitegrid`` style
 inside a context, leaving the global rcParams alone. Every function takes ``note``, a line
-appended to the title, used to say for example that images from random-weight models mean nothing.
+appended to the title, used to say for example that images from random-weight models mean nothing;
+titles are wrapped to the figure's width so the note is never cut off. Figures by coupling draw
+whichever of the paths ``ot``, ``clip``, ``random`` and ``slerp`` the results hold.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -23,17 +26,28 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from otinterp.couplings import COUPLINGS
+from otinterp.couplings import PATHS
 from otinterp.io import atomic_write
 from otinterp.stats import LABELS, per_pair
 
 __all__ = [
-    "PALETTE", "ppl_cost_boxplots", "image_strips", "w2_vs_similarity", "excess_cost_vs_similarity",
+    "PALETTE", "PATH_LABELS", "MEASURE_LABELS", "ppl_cost_boxplots", "measures_boxplots", "image_strips",
+    "w2_vs_similarity", "excess_cost_vs_similarity", "path_strips_with_steps", "coupling_tokens",
     "save_figure",
 ]
 
-#: One colour per coupling, shared by every figure.
-PALETTE = dict(zip(COUPLINGS, sns.color_palette("colorblind", len(COUPLINGS))))
+#: One colour per path (the three couplings, then slerp), shared by every figure.
+PALETTE = dict(zip(PATHS, sns.color_palette("colorblind", len(PATHS))))
+
+#: Display names of the paths.
+PATH_LABELS = {**{c: LABELS.get(c, c) for c in PATHS}, "slerp": "Slerp"}
+
+#: Axis labels of the measures beyond PPL (:func:`measures_boxplots`).
+MEASURE_LABELS = {
+    "path_efficiency": "path efficiency LPIPS(I₀, I_K) / Σ d_k",
+    "excursion": "excursion max_k min(LPIPS to I₀, to I_K) / LPIPS(I₀, I_K)",
+    "smoothness": "smoothness 1 − Gini(d)",
+}
 
 _GROUP_LABEL = "similarity group"
 
@@ -57,8 +71,27 @@ def _styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
     return wrapper
 
 
-def _title(text: str, note: str | None) -> str:
-    return text if note is None else f"{text}\n{note}"
+def _title(text: str, note: str | None, model: str | None = None) -> str:
+    """The title lines: ``text``, then ``model: <model>`` and ``note`` when given."""
+    return "\n".join([text] + [f"model: {model}"] * (model is not None) + [note] * (note is not None))
+
+
+def _suptitle(fig: Figure, text: str) -> None:
+    """Set ``text`` as the figure title, each line wrapped to the figure's width.
+
+    Wrapping is by characters, from the title font's size: an average glyph is about 0.55 em wide,
+    so a 6.5 in figure at 10 pt holds about 85 characters a line. Constrained layout then keeps
+    every wrapped line inside the figure.
+    """
+    size = matplotlib.font_manager.FontProperties(size=plt.rcParams["figure.titlesize"]).get_size_in_points()
+    width = max(20, int(fig.get_figwidth() * 72 / (0.55 * size)) - 4)
+    fig.suptitle("\n".join(textwrap.fill(line, width) for line in text.split("\n")))
+
+
+def _paths_in(results: pd.DataFrame, among: Sequence[str] = PATHS) -> list[str]:
+    """The paths of ``among`` that ``results`` has rows for, in :data:`~otinterp.couplings.PATHS` order."""
+    present = set(results["coupling"]) if "coupling" in results.columns else set()
+    return [c for c in PATHS if c in among and c in present]
 
 
 def _long(results: pd.DataFrame, metric: str, couplings: Sequence[str]) -> pd.DataFrame:
@@ -69,22 +102,25 @@ def _long(results: pd.DataFrame, metric: str, couplings: Sequence[str]) -> pd.Da
 
 def _boxes(ax, data: pd.DataFrame, y: str, ylabel: str) -> None:
     """Box plots of ``y`` by similarity group, one box per coupling in the data."""
-    hue_order = [c for c in COUPLINGS if c in set(data["coupling"])]
+    hue_order = [c for c in PATHS if c in set(data["coupling"])]
     sns.boxplot(data=data, x="group", y=y, hue="coupling", order=sorted(data["group"].unique()),
                 hue_order=hue_order, palette=PALETTE, fliersize=2, linewidth=0.8, ax=ax)
     ax.set(xlabel=_GROUP_LABEL, ylabel=ylabel)
     handles, names = ax.get_legend_handles_labels()
-    ax.legend(handles, [LABELS[n] for n in names], title="coupling")
+    ax.legend(handles, [PATH_LABELS[n] for n in names], title="coupling")
 
 
 @_styled
-def ppl_cost_boxplots(results: pd.DataFrame, *, note: str | None = None) -> Figure:
+def ppl_cost_boxplots(results: pd.DataFrame, *, model: str | None = None, note: str | None = None) -> Figure:
     """The paper's Figure 3: PPL (left) and coupling cost (right) by similarity group and coupling.
 
     Parameters
     ----------
     results : DataFrame
-        The experiment's results, one row per (pair, coupling).
+        The experiment's results, one row per (pair, coupling); every coupling present (any of
+        ``ot``, ``clip``, ``random``, ``slerp``) gets a box.
+    model : str, optional
+        The model, named in the title.
     note : str, optional
         A line appended to the title.
 
@@ -93,12 +129,48 @@ def ppl_cost_boxplots(results: pd.DataFrame, *, note: str | None = None) -> Figu
     fig : Figure
         Two axes.
     """
+    couplings = _paths_in(results)
     fig = plt.figure(figsize=(12, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
-    _boxes(axes[0], _long(results, "ppl", COUPLINGS), "ppl", "PPL (mean LPIPS between steps)")
-    _boxes(axes[1], _long(results, "cost", COUPLINGS), "cost", "coupling cost C(σ)")
+    _boxes(axes[0], _long(results, "ppl", couplings), "ppl", "PPL (mean LPIPS between steps)")
+    _boxes(axes[1], _long(results, "cost", couplings), "cost", "coupling cost C(σ)")
     axes[1].get_legend().remove()
-    fig.suptitle(_title("PPL and coupling cost by similarity group", note))
+    _suptitle(fig, _title("PPL and coupling cost by similarity group", note, model))
+    return fig
+
+
+@_styled
+def measures_boxplots(results: pd.DataFrame, *, measures: Sequence[str] = tuple(MEASURE_LABELS),
+                      model: str | None = None, note: str | None = None) -> Figure:
+    """The measures beyond PPL by similarity group and coupling, one panel each (beside Figure 3).
+
+    Parameters
+    ----------
+    results : DataFrame
+        The experiment's results, one row per (pair, coupling), with a column per measure.
+    measures : sequence of str
+        Columns to draw; by default ``path_efficiency`` (1: no detour), ``excursion`` (how far
+        the path strays from both ends) and ``smoothness`` (``1 − Gini`` of the steps).
+    model : str, optional
+        The model, named in the title.
+    note : str, optional
+        A line appended to the title.
+
+    Returns
+    -------
+    fig : Figure
+        ``len(measures)`` axes, the legend on the first.
+    """
+    if not measures:
+        raise ValueError("measures must name at least one column")
+    couplings = _paths_in(results)
+    fig = plt.figure(figsize=(5 * len(measures), 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(measures)))
+    for i, (ax, measure) in enumerate(zip(axes, measures)):
+        _boxes(ax, _long(results, measure, couplings), measure, MEASURE_LABELS.get(measure, measure))
+        if i:
+            ax.get_legend().remove()
+    _suptitle(fig, _title("Path efficiency, excursion and smoothness by similarity group", note, model))
     return fig
 
 
@@ -114,60 +186,201 @@ def _strip_array(images: Any, coupling: str) -> np.ndarray:
     return arr
 
 
+def _strip_rows(strips: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``strips`` checked and as float32 arrays, in :data:`~otinterp.couplings.PATHS` order."""
+    unknown = [c for c in strips if c not in PATHS]
+    if unknown or not strips:
+        raise ValueError(f"strips must map paths {', '.join(PATHS)} to images, got keys {list(strips)}")
+    rows = {c: _strip_array(strips[c], c) for c in PATHS if c in strips}
+    shapes = {c: a.shape for c, a in rows.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"strips must all have the same shape, got {shapes}")
+    return rows
+
+
+def _check_prompts(prompts: Sequence[str]) -> None:
+    if len(prompts) != 2:
+        raise ValueError(f"prompts must be the pair's two prompts (A, B), got {len(prompts)}")
+
+
+def _draw_strip(ax_row: Sequence[Any], images: np.ndarray, label: str) -> None:
+    for ax, image in zip(ax_row, images):
+        ax.imshow(image.transpose(1, 2, 0))
+        ax.set(xticks=[], yticks=[])
+        ax.grid(False)
+    ax_row[0].set_ylabel(label)
+
+
 @_styled
 def image_strips(strips: Mapping[str, Any], *, prompts: Sequence[str], title: str | None = None,
-                 note: str | None = None) -> Figure:
-    """The paper's Figure 2 for one pair: the images along each coupling's path.
+                 model: str | None = None, note: str | None = None) -> Figure:
+    """The paper's Figure 2 for one pair: the images along each path.
 
     Parameters
     ----------
     strips : mapping of str to (K + 1, 3, H, W) array or tensor (any device and float dtype)
-        Images ``I_0..I_K`` in ``[0, 1]`` per coupling (``"ot"``, ``"clip"``, ``"random"``).
+        Images ``I_0..I_K`` in ``[0, 1]`` per path (any of ``"ot"``, ``"clip"``, ``"random"``,
+        ``"slerp"``).
     prompts : (2,) sequence of str
         The pair's prompts A and B, shown in the title.
     title : str, optional
         A first title line (e.g. the pair id and PPLs).
+    model : str, optional
+        The model, named in the title.
     note : str, optional
         A line appended to the title.
 
     Returns
     -------
     fig : Figure
-        ``len(strips) × (K + 1)`` axes: rows in the order OT, CLIP, random; columns ``t_0..t_K``.
+        ``len(strips) × (K + 1)`` axes: rows in the order OT, CLIP, random, slerp; columns
+        ``t_0..t_K``.
     """
-    unknown = [c for c in strips if c not in COUPLINGS]
-    if unknown or not strips:
-        raise ValueError(f"strips must map couplings {', '.join(COUPLINGS)} to images, got keys {list(strips)}")
-    if len(prompts) != 2:
-        raise ValueError(f"prompts must be the pair's two prompts (A, B), got {len(prompts)}")
-    rows = {c: _strip_array(strips[c], c) for c in COUPLINGS if c in strips}
-    shapes = {c: a.shape for c, a in rows.items()}
-    if len(set(shapes.values())) > 1:
-        raise ValueError(f"strips must all have the same shape, got {shapes}")
-    n_cols = next(iter(shapes.values()))[0]
+    rows = _strip_rows(strips)
+    _check_prompts(prompts)
+    n_cols = next(iter(rows.values())).shape[0]
     fig = plt.figure(figsize=(1.5 * n_cols + 0.6, 1.5 * len(rows) + 1.0), layout="constrained")
     axes = fig.subplots(len(rows), n_cols, squeeze=False)
     for ax_row, (coupling, images) in zip(axes, rows.items()):
-        for ax, image in zip(ax_row, images):
-            ax.imshow(image.transpose(1, 2, 0))
-            ax.set(xticks=[], yticks=[])
-            ax.grid(False)
-        ax_row[0].set_ylabel(LABELS[coupling])
+        _draw_strip(ax_row, images, PATH_LABELS[coupling])
     for k, ax in enumerate(axes[0]):
         ax.set_title(f"$t_{{{k}}}$ = {k / (n_cols - 1):.2g}")
     lines = ([title] if title else []) + [f"A: {prompts[0]}", f"B: {prompts[1]}"]
-    fig.suptitle(_title("\n".join(lines), note))
+    _suptitle(fig, _title("\n".join(lines), note, model))
     return fig
 
 
 @_styled
-def w2_vs_similarity(results: pd.DataFrame, *, note: str | None = None) -> Figure:
+def path_strips_with_steps(strips: Mapping[str, Any], distances: Mapping[str, Sequence[float]], *,
+                           prompts: Sequence[str], legends: Mapping[str, str] | None = None,
+                           title: str | None = None, model: str | None = None,
+                           note: str | None = None) -> Figure:
+    """One pair's paths side by side with their LPIPS steps ``d_k``, for the explorer.
+
+    Parameters
+    ----------
+    strips : mapping of str to (K + 1, 3, H, W) array or tensor
+        Images ``I_0..I_K`` in ``[0, 1]`` per path (any of ``"ot"``, ``"clip"``, ``"random"``,
+        ``"slerp"``).
+    distances : mapping of str to (K,) sequence of float
+        ``d_k = LPIPS(I_k, I_{k+1})`` per path, the same keys as ``strips``.
+    prompts : (2,) sequence of str
+        The prompts A and B, shown in the title.
+    legends : mapping of str to str, optional
+        Text after each path's name in the legend of the ``d_k`` axes (e.g. its PPL and cost).
+    title : str, optional
+        A first title line.
+    model : str, optional
+        The model, named in the title.
+    note : str, optional
+        A line appended to the title.
+
+    Returns
+    -------
+    fig : Figure
+        Left: a ``len(strips) × (K + 1)`` grid of images (rows OT, CLIP, random, slerp); right:
+        one axes with every path's ``d_k`` against the step's midpoint ``(k + ½) / K``.
+    """
+    rows = _strip_rows(strips)
+    _check_prompts(prompts)
+    if set(distances) != set(rows):
+        raise ValueError(f"distances must have the strips' keys {list(rows)}, got {list(distances)}")
+    n_cols = next(iter(rows.values())).shape[0]
+    steps = {c: np.asarray(distances[c], dtype=np.float64) for c in rows}
+    bad = {c: d.shape for c, d in steps.items() if d.shape != (n_cols - 1,)}
+    if bad:
+        raise ValueError(f"distances must each have K = {n_cols - 1} steps, got shapes {bad}")
+    cell = min(1.2, 16 / n_cols)
+    fig = plt.figure(figsize=(cell * n_cols + 5.5, max(cell * len(rows), 2.5) + 1.6), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[cell * n_cols + 0.4, 5])
+    axes = left.subplots(len(rows), n_cols, squeeze=False, gridspec_kw={"wspace": 0.02, "hspace": 0.02})
+    for ax_row, (coupling, images) in zip(axes, rows.items()):
+        _draw_strip(ax_row, images, PATH_LABELS[coupling])
+    for k in (0, n_cols - 1):
+        axes[0, k].set_title(f"t = {k / (n_cols - 1):.2g}")
+    ax = right.subplots()
+    mid = (np.arange(n_cols - 1) + 0.5) / (n_cols - 1)
+    for coupling, d in steps.items():
+        extra = f": {legends[coupling]}" if legends and coupling in legends else ""
+        ax.plot(mid, d, marker="o", markersize=2.5, color=PALETTE[coupling], label=PATH_LABELS[coupling] + extra)
+    ax.set(xlabel="t (midpoint of the step)", ylabel="LPIPS step d_k", xlim=(0, 1))
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize="small")
+    lines = ([title] if title else []) + [f"A: {prompts[0]}", f"B: {prompts[1]}"]
+    _suptitle(fig, _title("\n".join(lines), note, model))
+    return fig
+
+
+@_styled
+def coupling_tokens(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Mapping[str, Any], *,
+                    prompts: Sequence[str], model: str | None = None, note: str | None = None) -> Figure:
+    """Which token of A each coupling sends to which token of B, drawn with the token strings.
+
+    Parameters
+    ----------
+    tokens_a, tokens_b : (n,) sequence of str
+        The tokenizer's strings of the two prompts, position by position (BOS, words, EOS, padding).
+    perms : mapping of str to (n,) int array
+        Couplings by name (e.g. ``{"ot": σ_ot, "clip": identity}``): row ``i`` of A goes to row
+        ``perms[c][i]`` of B.
+    prompts : (2,) sequence of str
+        The prompts A and B, shown in the title.
+    model : str, optional
+        The model, named in the title.
+    note : str, optional
+        A line appended to the title.
+
+    Returns
+    -------
+    fig : Figure
+        One axes per coupling: A's tokens as the left tick labels, B's as the right ones (top row
+        first), a line from each ``i`` to ``σ[i]``; rows kept in place are grey, moved rows in the
+        coupling's colour. Each axes' title says how many rows stay in place.
+    """
+    n = len(tokens_a)
+    if len(tokens_b) != n or n == 0:
+        raise ValueError(f"tokens_a and tokens_b must have the same non-zero length, got {n} and {len(tokens_b)}")
+    unknown = [c for c in perms if c not in PATHS]
+    if unknown or not perms:
+        raise ValueError(f"perms must map paths {', '.join(PATHS)} to permutations, got keys {list(perms)}")
+    _check_prompts(prompts)
+    checked = {}
+    for name, perm in perms.items():
+        perm = np.asarray(perm)
+        if perm.shape != (n,) or not np.array_equal(np.sort(perm), np.arange(n)):
+            raise ValueError(f"perms[{name!r}] must be a permutation of 0..{n - 1}")
+        checked[name] = perm
+    fig = plt.figure(figsize=(4.2 * len(checked) + 0.8, 0.16 * n + 1.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(checked)))
+    rows = np.arange(n)
+    for ax, (name, perm) in zip(axes, checked.items()):
+        kept = perm == rows
+        for i in rows:
+            ax.plot([0, 1], [i, perm[i]], lw=0.8 if kept[i] else 1.2, alpha=0.5 if kept[i] else 0.9,
+                    color="0.6" if kept[i] else PALETTE[name])
+        ax.set(xlim=(0, 1), ylim=(n - 0.5, -0.5), xticks=[], yticks=rows)
+        ax.set_yticklabels(tokens_a, fontsize=6)
+        twin = ax.twinx()
+        twin.set(ylim=ax.get_ylim(), yticks=rows)
+        twin.set_yticklabels(tokens_b, fontsize=6)
+        for a in (ax, twin):
+            a.grid(False)
+        ax.set_title(f"{PATH_LABELS[name]}: {int(kept.sum())} of {n} rows in place")
+        ax.set_xlabel("A → B")
+    _suptitle(fig, _title(f"Token coupling\nA: {prompts[0]}\nB: {prompts[1]}", note, model))
+    return fig
+
+
+@_styled
+def w2_vs_similarity(results: pd.DataFrame, *, model: str | None = None, note: str | None = None) -> Figure:
     """``W2`` between the two prompt embeddings of each pair, by similarity group.
 
     Parameters
     ----------
     results : DataFrame
         The experiment's results, one row per (pair, coupling).
+    model : str, optional
+        The model, named in the title.
     note : str, optional
         A line appended to the title.
 
@@ -180,32 +393,45 @@ def w2_vs_similarity(results: pd.DataFrame, *, note: str | None = None) -> Figur
     ax = fig.subplots()
     _boxes(ax, _long(results, "w2", ["ot"]), "w2", "W2 (cost of the OT coupling)")
     ax.get_legend().remove()
-    fig.suptitle(_title("Wasserstein distance of the prompt embeddings against similarity", note))
+    _suptitle(fig, _title("Wasserstein distance of the prompt embeddings against similarity", note, model))
     return fig
 
 
 @_styled
-def excess_cost_vs_similarity(results: pd.DataFrame, *, note: str | None = None) -> Figure:
+def excess_cost_vs_similarity(results: pd.DataFrame, *, model: str | None = None,
+                              note: str | None = None) -> Figure:
     """Relative excess cost ``C(σ)/W2 − 1`` of the CLIP and random couplings, by similarity group.
+
+    One panel per coupling, each with its own y axis: the random coupling's excess is typically
+    an order of magnitude above CLIP's, and a shared axis would flatten CLIP's boxes. (Slerp pairs
+    rows as CLIP does, so its excess is CLIP's and it gets no panel.)
 
     Parameters
     ----------
     results : DataFrame
         The experiment's results, one row per (pair, coupling).
+    model : str, optional
+        The model, named in the title.
     note : str, optional
         A line appended to the title.
 
     Returns
     -------
     fig : Figure
-        One axes.
+        One axes per coupling present among CLIP and random.
     """
-    data = _long(results, "cost_ratio", [c for c in COUPLINGS if c != "ot"])
+    couplings = _paths_in(results, ("clip", "random"))
+    if not couplings:
+        raise ValueError("results have no rows for the clip or random coupling: no excess cost to draw")
+    data = _long(results, "cost_ratio", couplings)
     data["excess"] = data["cost_ratio"] - 1
-    fig = plt.figure(figsize=(6.5, 4.2), layout="constrained")
-    ax = fig.subplots()
-    _boxes(ax, data, "excess", "relative excess cost C(σ)/W2 − 1")
-    fig.suptitle(_title("Relative excess path length of suboptimal couplings against similarity", note))
+    fig = plt.figure(figsize=(4.5 * len(couplings) + 1, 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(couplings)))
+    for ax, coupling in zip(axes, couplings):
+        _boxes(ax, data[data["coupling"] == coupling], "excess", "relative excess cost C(σ)/W2 − 1")
+        ax.get_legend().remove()
+        ax.set_title(PATH_LABELS[coupling])
+    _suptitle(fig, _title("Relative excess path length of suboptimal couplings against similarity", note, model))
     return fig
 
 

@@ -3,6 +3,11 @@
 The paper's PPL is the mean LPIPS distance between consecutive, equally spaced images of a path
 (``I_0..I_K``): ``PPL = (1/K) Σ_k LPIPS(I_k, I_{k+1})``. It is not StyleGAN's ε-PPL (Karras et al.
 2019), which differentiates at random points with a small ε and rescales by 1/ε².
+
+Measures beyond PPL, from LPIPS alone (the paper's future work): the largest step, the total
+length, AID's smoothness ``1 − Gini(d)``, the path efficiency ``LPIPS(I_0, I_K) / Σ_k d_k``
+(1: no detour) and the excursion ``max_k min(LPIPS(I_k, I_0), LPIPS(I_k, I_K)) / LPIPS(I_0, I_K)``
+(how far the path strays from both ends). :func:`path_measures` computes them all for a batch of paths.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["load_lpips", "path_distances", "perceptual_path_length", "gini"]
+__all__ = [
+    "load_lpips", "pair_distances", "path_distances", "perceptual_path_length", "gini", "path_efficiency",
+    "excursion", "path_measures", "MEASURES",
+]
+
+#: The per-path summaries of :func:`path_measures`, each a ``(P,)`` array.
+MEASURES = ("ppl", "max_step", "total_length", "smoothness", "path_efficiency", "excursion")
 
 #: torchvision checkpoint file names of the LPIPS backbones, looked for in torch.hub's cache.
 _BACKBONE_FILES = {
@@ -33,7 +44,7 @@ def load_lpips(net: Literal["alex", "vgg", "squeeze"] = "alex",
     Parameters
     ----------
     net : {"alex", "vgg", "squeeze"}
-        The backbone; the paper and SPEC use AlexNet.
+        The backbone; the paper uses AlexNet.
     backbone : {"pretrained", "random"}
         ``"pretrained"`` loads torchvision's ImageNet weights (downloaded once into torch.hub's
         cache); when they cannot be had this is an error, never a fallback. ``"random"`` is the
@@ -73,6 +84,40 @@ def load_lpips(net: Literal["alex", "vgg", "squeeze"] = "alex",
 
 
 @torch.inference_mode()
+def pair_distances(a: torch.Tensor, b: torch.Tensor, model: torch.nn.Module, *, batch_size: int = 32,
+                   resize: int | None = None) -> np.ndarray:
+    """LPIPS between paired images ``a[i]`` and ``b[i]``.
+
+    Parameters
+    ----------
+    a, b : (N, 3, H, W) tensor in [0, 1]
+        Mapped to [-1, 1] as LPIPS expects.
+    model : LPIPS module (:func:`load_lpips`)
+    batch_size : int
+        Image pairs per LPIPS forward pass; the result does not depend on it.
+    resize : int, optional
+        Bilinear (antialiased) resize of both images to ``resize × resize`` before LPIPS.
+
+    Returns
+    -------
+    d : (N,) float64 array, ``d[i] = LPIPS(a[i], b[i])``
+    """
+    if a.shape != b.shape or a.ndim != 4 or a.shape[1] != 3:
+        raise ValueError(f"image pairs must be two (N, 3, H, W) tensors of one shape, got {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = next(model.parameters()).device
+    out = [torch.zeros(0, dtype=torch.float64)]
+    for start in range(0, len(a), batch_size):
+        xa, xb = (t[start:start + batch_size].to(device, torch.float32) * 2 - 1 for t in (a, b))
+        if resize is not None:
+            xa, xb = (F.interpolate(t, size=(resize, resize), mode="bilinear", antialias=True,
+                                    align_corners=False) for t in (xa, xb))
+        out.append(model(xa, xb).flatten().double().cpu())
+    return torch.cat(out).numpy()
+
+
 def path_distances(images: torch.Tensor, model: torch.nn.Module, *, batch_size: int = 32,
                    resize: int | None = None) -> np.ndarray:
     """LPIPS between consecutive images of one or many paths.
@@ -95,17 +140,9 @@ def path_distances(images: torch.Tensor, model: torch.nn.Module, *, batch_size: 
         raise ValueError(f"images must be (..., K+1, 3, H, W) with K >= 1, got shape {tuple(images.shape)}")
     lead, (k1, c, h, w) = images.shape[:-4], images.shape[-4:]
     flat = images.reshape(-1, k1, c, h, w)
-    a = flat[:, :-1].reshape(-1, c, h, w)
-    b = flat[:, 1:].reshape(-1, c, h, w)
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(a), batch_size):
-        xa, xb = (t[start:start + batch_size].to(device, torch.float32) * 2 - 1 for t in (a, b))
-        if resize is not None:
-            xa, xb = (F.interpolate(t, size=(resize, resize), mode="bilinear", antialias=True,
-                                    align_corners=False) for t in (xa, xb))
-        out.append(model(xa, xb).flatten().double().cpu())
-    return torch.cat(out).numpy().reshape(*lead, k1 - 1)
+    d = pair_distances(flat[:, :-1].reshape(-1, c, h, w), flat[:, 1:].reshape(-1, c, h, w), model,
+                       batch_size=batch_size, resize=resize)
+    return d.reshape(*lead, k1 - 1)
 
 
 def perceptual_path_length(distances: np.ndarray) -> np.ndarray | float:
@@ -126,3 +163,106 @@ def gini(values: np.ndarray) -> np.ndarray | float:
     total = 2 * k * v.sum(axis=-1)
     result = np.divide(pair_diffs, total, out=np.zeros_like(pair_diffs), where=total > 0)
     return float(result) if np.ndim(result) == 0 else result
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, when_zero: float) -> np.ndarray | float:
+    """``num / den``, with ``when_zero`` where both are 0 and ``inf`` where only ``den`` is."""
+    num, den = np.broadcast_arrays(np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64))
+    out = np.where(num > 0, np.inf, when_zero)
+    np.divide(num, den, out=out, where=den > 0)
+    return float(out) if out.ndim == 0 else out
+
+
+def path_efficiency(distances: np.ndarray, end_to_end: np.ndarray | float) -> np.ndarray | float:
+    """Path efficiency ``LPIPS(I_0, I_K) / Σ_k d_k``: 1 when the path makes no detour.
+
+    LPIPS is not a metric (no triangle inequality), so a value above 1 can occur; it is kept.
+
+    Parameters
+    ----------
+    distances : (..., K) array
+        ``d_k = LPIPS(I_k, I_{k+1})``.
+    end_to_end : (...) array or float
+        ``LPIPS(I_0, I_K)``.
+
+    Returns
+    -------
+    efficiency : (...) array or float
+        1 for a constant path (every image the same).
+    """
+    return _ratio(end_to_end, np.sum(np.asarray(distances, dtype=np.float64), axis=-1), when_zero=1.0)
+
+
+def excursion(to_start: np.ndarray, to_end: np.ndarray) -> np.ndarray | float:
+    """Excursion ``max_k min(LPIPS(I_k, I_0), LPIPS(I_k, I_K)) / LPIPS(I_0, I_K)``.
+
+    How far the path strays from both of its ends, in units of the distance between them: about
+    0.5 for a path that moves steadily from one end to the other, above 1 when an intermediate
+    image is farther from both ends than they are from each other (the paper's "hallucinated"
+    images).
+
+    Parameters
+    ----------
+    to_start, to_end : (..., K+1) array
+        ``LPIPS(I_k, I_0)`` and ``LPIPS(I_k, I_K)`` for ``k = 0..K``; ``to_end[..., 0]`` is
+        ``LPIPS(I_0, I_K)``.
+
+    Returns
+    -------
+    excursion : (...) array or float
+        0 for a constant path.
+    """
+    to_start, to_end = (np.asarray(v, dtype=np.float64) for v in (to_start, to_end))
+    if to_start.shape != to_end.shape or to_start.ndim < 1 or to_start.shape[-1] < 2:
+        raise ValueError(f"to_start and to_end must both be (..., K+1) with K >= 1, got {to_start.shape} "
+                         f"and {to_end.shape}")
+    return _ratio(np.minimum(to_start, to_end).max(axis=-1), to_end[..., 0], when_zero=0.0)
+
+
+def path_measures(images: torch.Tensor, model: torch.nn.Module, *, batch_size: int = 32,
+                  resize: int | None = None) -> dict[str, np.ndarray]:
+    """Every LPIPS measure of a batch of paths, from one set of LPIPS calls.
+
+    Parameters
+    ----------
+    images : (P, K+1, 3, H, W) tensor in [0, 1]
+        ``P`` paths of ``K + 1`` images each.
+    model : LPIPS module (:func:`load_lpips`)
+    batch_size : int
+        Image pairs per LPIPS forward pass; the result does not depend on it.
+    resize : int, optional
+        Resize before LPIPS (see :func:`pair_distances`).
+
+    Returns
+    -------
+    dict of str to array
+        ``distances`` (P, K): ``d_k = LPIPS(I_k, I_{k+1})``; ``to_start``, ``to_end`` (P, K+1):
+        ``LPIPS(I_k, I_0)``, ``LPIPS(I_k, I_K)``; ``end_to_end`` (P,): ``LPIPS(I_0, I_K)``; and
+        the summaries of :data:`MEASURES`, each (P,): ``ppl`` (mean ``d_k``), ``max_step``,
+        ``total_length`` (``Σ d_k``), ``smoothness`` (``1 − Gini(d)``), ``path_efficiency`` and
+        ``excursion``. Trivial entries are exact: ``to_start[:, 0] = to_end[:, K] = 0`` and
+        ``to_start[:, K] = to_end[:, 0] = end_to_end``.
+    """
+    if images.ndim != 5 or images.shape[2] != 3 or images.shape[1] < 2:
+        raise ValueError(f"images must be (P, K+1, 3, H, W) with K >= 1, got shape {tuple(images.shape)}")
+    n_paths, k1 = images.shape[:2]
+    k = k1 - 1
+    first, last = images[:, :1], images[:, -1:]
+    interior = images[:, 1:-1]
+    # One LPIPS call: consecutive steps, each interior image against both ends, and the two ends.
+    a = torch.cat([images[:, :-1], interior, interior, first], dim=1).flatten(0, 1)
+    b = torch.cat([images[:, 1:], first.expand_as(interior), last.expand_as(interior), last], dim=1).flatten(0, 1)
+    d_all = pair_distances(a, b, model, batch_size=batch_size, resize=resize).reshape(n_paths, -1)
+    distances, to_first, to_last, end_to_end = np.split(d_all, [k, 2 * k - 1, 3 * k - 2], axis=1)
+    end_to_end = end_to_end[:, 0]
+    zeros = np.zeros((n_paths, 1))
+    to_start = np.concatenate([zeros, to_first, end_to_end[:, None]], axis=1)
+    to_end = np.concatenate([end_to_end[:, None], to_last, zeros], axis=1)
+    return {
+        "distances": distances, "to_start": to_start, "to_end": to_end, "end_to_end": end_to_end,
+        "ppl": np.asarray(perceptual_path_length(distances)).reshape(n_paths),
+        "max_step": distances.max(axis=1), "total_length": distances.sum(axis=1),
+        "smoothness": 1.0 - np.asarray(gini(distances)).reshape(n_paths),
+        "path_efficiency": np.asarray(path_efficiency(distances, end_to_end)).reshape(n_paths),
+        "excursion": np.asarray(excursion(to_start, to_end)).reshape(n_paths),
+    }

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from otinterp.couplings import (
-    clip_coupling, coupling, coupling_cost, interpolate, ot_coupling, pair_rng,
-    random_coupling, wasserstein2,
+    COUPLINGS, PATHS, clip_coupling, coupling, coupling_cost, interpolate, ot_coupling, pair_rng,
+    path_cost, path_coupling, path_points, random_coupling, slerp, wasserstein2,
 )
 
 
@@ -124,8 +124,81 @@ def test_coupling_by_name():
         (lambda: interpolate(np.zeros((3, 2)), np.zeros((3, 2)), [0, 1], [0.5]), r"permutation of 0..2"),
         (lambda: coupling("sinkhorn", np.zeros((3, 2)), np.zeros((3, 2))), r"unknown coupling 'sinkhorn'"),
         (lambda: coupling("random", np.zeros((3, 2)), np.zeros((3, 2))), r"needs rng"),
+        (lambda: path_coupling("lerp", np.zeros((3, 2)), np.zeros((3, 2))), r"unknown path 'lerp'.*slerp"),
+        (lambda: path_points("slerp", np.ones((3, 2)), np.ones((3, 2)), [0.5], perm=[1, 0, 2]), r"identity"),
+        (lambda: slerp(np.zeros((3, 2)), np.zeros((4, 2)), [0.5]), r"same shape"),
     ],
 )
 def test_errors_name_the_problem(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def reference_slerp(x, y, t):
+    """The community tools' slerp, written out on the flattened vectors."""
+    u, v = x.ravel(), y.ravel()
+    theta = np.arccos(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+    return ((np.sin((1 - t) * theta) * u + np.sin(t * theta) * v) / np.sin(theta)).reshape(x.shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, torch.float32, torch.float16])
+def test_slerp_starts_at_x_and_ends_at_y_exactly(dtype):
+    x, y = clouds(77, 16, seed=8)
+    if isinstance(dtype, torch.dtype):
+        x, y = torch.tensor(x, dtype=dtype), torch.tensor(y, dtype=dtype)
+    else:
+        x, y = x.astype(dtype), y.astype(dtype)
+    path = slerp(x, y, [0.0, 0.3, 1.0])
+    assert path.dtype == x.dtype
+    assert (path[0] == x).all() and (path[-1] == y).all()
+    assert path_points("slerp", x, y, [1.0])[0].tolist() == y.tolist()
+
+
+def test_slerp_equals_the_reference_formula_and_keeps_equal_norms():
+    x, y = clouds(7, 5, seed=9)
+    y *= np.linalg.norm(x) / np.linalg.norm(y)
+    ts = np.linspace(0, 1, 9)
+    path = slerp(x, y, ts)
+    for t, p in zip(ts[1:-1], path[1:-1]):
+        np.testing.assert_allclose(p, reference_slerp(x, y, t), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(path.reshape(9, -1), axis=1), np.linalg.norm(x), rtol=1e-12)
+    # equal angular steps: the angle between consecutive points is constant
+    flat = path.reshape(9, -1) / np.linalg.norm(x)
+    np.testing.assert_allclose(np.sum(flat[1:] * flat[:-1], axis=1), np.sum(flat[1] * flat[0]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("y_of_x", [lambda x: 2 * x, lambda x: -x, lambda x: np.zeros_like(x)])
+def test_slerp_falls_back_to_linear_for_parallel_or_zero(y_of_x):
+    x, _ = clouds(5, 3, seed=10)
+    y = y_of_x(x)
+    ts = np.array([0.0, 0.25, 1.0])
+    np.testing.assert_allclose(slerp(x, y, ts), (1 - ts[:, None, None]) * x + ts[:, None, None] * y, atol=1e-15)
+    assert np.isfinite(slerp(np.zeros_like(x), x, ts)).all()
+
+
+def test_path_points_by_name_and_slerp_leaves_the_other_paths_unchanged():
+    x, y = clouds(12, 5, seed=11)
+    ts = np.arange(1, 4) / 4
+    np.testing.assert_array_equal(path_points("ot", x, y, ts), interpolate(x, y, ot_coupling(x, y), ts))
+    np.testing.assert_array_equal(path_points("clip", x, y, ts), interpolate(x, y, np.arange(12), ts))
+    np.testing.assert_array_equal(path_points("slerp", x, y, ts), slerp(x, y, ts))
+
+    def draw(names):
+        rng = pair_rng(0, "p")
+        return {n: path_points(n, x, y, ts, rng) for n in names}
+
+    with_slerp, without = draw(PATHS), draw(COUPLINGS)
+    for name in COUPLINGS:
+        np.testing.assert_array_equal(with_slerp[name], without[name])
+    perm = random_coupling(12, pair_rng(0, "p"))
+    np.testing.assert_array_equal(without["random"], interpolate(x, y, perm, ts))
+
+
+def test_path_cost_of_slerp_is_the_identity_pairing():
+    x, y = clouds(12, 5, seed=12)
+    perm = path_coupling("slerp", x, y)
+    np.testing.assert_array_equal(perm, np.arange(12))
+    assert path_cost("slerp", x, y, perm) == coupling_cost(x, y, clip_coupling(12))
+    assert path_cost("ot", x, y, path_coupling("ot", x, y)) == wasserstein2(x, y)
+    with pytest.raises(ValueError, match="unknown path 'geodesic'"):
+        path_cost("geodesic", x, y, perm)

@@ -1,17 +1,20 @@
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
 
 from otinterp import plots
 from otinterp.plots import (
-    excess_cost_vs_similarity, image_strips, ppl_cost_boxplots, save_figure, w2_vs_similarity,
+    coupling_tokens, excess_cost_vs_similarity, image_strips, measures_boxplots, path_strips_with_steps,
+    ppl_cost_boxplots, save_figure, w2_vs_similarity,
 )
 from test_stats import synthetic_results
 
 NOTE = "random weights: images mean nothing"
+LONG_NOTE = "random weights: images and numbers mean nothing; LPIPS with a random backbone"
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +26,24 @@ def close_figures():
 @pytest.fixture(scope="module")
 def results():
     return synthetic_results(3, groups=(0.5, 2.0, 5.0))
+
+
+@pytest.fixture(scope="module")
+def results4():
+    """Four paths (slerp added as a copy of CLIP) with the measures beyond PPL."""
+    base = synthetic_results(3, groups=(0.5, 2.0, 5.0))
+    slerp = base[base["coupling"] == "clip"].assign(coupling="slerp")
+    out = pd.concat([base, slerp], ignore_index=True)
+    rng = np.random.default_rng(0)
+    return out.assign(path_efficiency=rng.uniform(0.2, 1.1, len(out)), excursion=rng.uniform(0.3, 1.5, len(out)))
+
+
+def title_inside_figure(fig):
+    """Whether the drawn title's bounding box lies within the figure's."""
+    fig.canvas.draw()
+    box = fig._suptitle.get_window_extent()
+    whole = fig.bbox
+    return box.x0 >= whole.x0 - 0.5 and box.x1 <= whole.x1 + 0.5 and box.y0 >= whole.y0 - 0.5 and box.y1 <= whole.y1 + 0.5
 
 
 def strips(k=4, size=8, seed=0):
@@ -46,8 +67,8 @@ def test_similarity_figures(results):
     w2 = w2_vs_similarity(results)
     assert len(w2.axes) == 1 and "\n" not in w2.get_suptitle()
     excess = excess_cost_vs_similarity(results, note=NOTE)
-    assert len(excess.axes) == 1
-    assert [t.get_text() for t in excess.axes[0].get_legend().get_texts()] == ["CLIP", "Random"]
+    assert [ax.get_title() for ax in excess.axes] == ["CLIP", "Random"]  # panels: CLIP is not squashed
+    assert excess.axes[0].get_ylim() != excess.axes[1].get_ylim()
     assert NOTE in excess.get_suptitle()
 
 
@@ -110,3 +131,75 @@ def test_agg_only_when_headless_and_no_backend_chosen(monkeypatch, env, chosen):
     monkeypatch.setattr(matplotlib, "use", used.append)
     plots._agg_when_headless()
     assert used == chosen
+
+
+def figures_with_note(results4, note, model):
+    data = strips(k=3)
+    return {
+        "figure3": ppl_cost_boxplots(results4, model=model, note=note),
+        "measures": measures_boxplots(results4, model=model, note=note),
+        "w2": w2_vs_similarity(results4, model=model, note=note),
+        "excess": excess_cost_vs_similarity(results4, model=model, note=note),
+        "strips": image_strips(data, prompts=("a cat", "a dog"), model=model, note=note),
+        "steps": path_strips_with_steps(data, {c: [0.1, 0.2, 0.3] for c in data}, prompts=("a", "b"),
+                                        model=model, note=note),
+        "tokens": coupling_tokens(["a", "b", "c"], ["c", "b", "a"], {"ot": [2, 1, 0], "clip": [0, 1, 2]},
+                                  prompts=("a", "b"), model=model, note=note),
+    }
+
+
+def test_titles_with_the_caveat_fit_inside_every_figure(results4):
+    """The caveat used to be cut off at the right edge of the W2 and excess-cost figures."""
+    for name, fig in figures_with_note(results4, LONG_NOTE, "stable-diffusion-v1-5/stable-diffusion-v1-5").items():
+        title = fig.get_suptitle()
+        assert "".join(title.split()).endswith("".join(LONG_NOTE.split())), name  # wrapped, never cut
+        assert "model: stable-diffusion-v1-5/stable-diffusion-v1-5" in title, name
+        assert title_inside_figure(fig), name
+        plt.close(fig)
+
+
+def test_figures_draw_four_paths_in_order(results4):
+    fig = ppl_cost_boxplots(results4)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["OT", "CLIP", "Random", "Slerp"]
+    assert "model:" not in fig.get_suptitle()
+    data = strips(k=2)
+    data["slerp"] = data["ot"]
+    fig = image_strips(data, prompts=("a", "b"))
+    assert [fig.axes[3 * r].get_ylabel() for r in range(4)] == ["OT", "CLIP", "Random", "Slerp"]
+
+
+def test_measures_boxplots_one_panel_per_measure(results4):
+    fig = measures_boxplots(results4, note=NOTE)
+    assert len(fig.axes) == 3
+    assert [ax.get_ylabel().split()[0] for ax in fig.axes] == ["path", "excursion", "smoothness"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["OT", "CLIP", "Random", "Slerp"]
+    assert len(fig.axes[0].patches) >= 12
+    with pytest.raises(ValueError, match="lack column"):
+        measures_boxplots(results4.drop(columns="excursion"))
+
+
+def test_coupling_tokens_labels_and_rows_in_place():
+    fig = coupling_tokens(["<bos>", "cat", "<eos>", "<eos>"], ["<bos>", "dog", "red", "<eos>"],
+                          {"ot": [0, 2, 1, 3], "clip": [0, 1, 2, 3]}, prompts=("cat", "red dog"))
+    ot_ax, clip_ax = fig.axes[:2]
+    assert [t.get_text() for t in ot_ax.get_yticklabels()] == ["<bos>", "cat", "<eos>", "<eos>"]
+    right = [ax for ax in fig.axes[2:] if ax.bbox.bounds == ot_ax.bbox.bounds][0]
+    assert [t.get_text() for t in right.get_yticklabels()] == ["<bos>", "dog", "red", "<eos>"]
+    assert ot_ax.get_title() == "OT: 2 of 4 rows in place"
+    assert clip_ax.get_title() == "CLIP: 4 of 4 rows in place"
+    lines = [line.get_ydata().tolist() for line in ot_ax.get_lines()]
+    assert lines == [[0, 0], [1, 2], [2, 1], [3, 3]]
+    with pytest.raises(ValueError, match=r"perms\['ot'\] must be a permutation of 0..3"):
+        coupling_tokens(["a"] * 4, ["b"] * 4, {"ot": [0, 0, 1, 2]}, prompts=("a", "b"))
+
+
+def test_path_strips_with_steps_draws_each_path_curve():
+    data = strips(k=4)
+    d = {c: np.arange(4) / 10 + i for i, c in enumerate(data)}
+    fig = path_strips_with_steps(data, d, prompts=("a", "b"), legends={"ot": "PPL 0.15"}, note=NOTE)
+    curve_ax = fig.axes[-1]
+    assert len(fig.axes) == 3 * 5 + 1
+    assert [t.get_text() for t in curve_ax.get_legend().get_texts()] == ["OT: PPL 0.15", "CLIP", "Random"]
+    np.testing.assert_allclose(curve_ax.get_lines()[1].get_ydata(), d["clip"])
+    with pytest.raises(ValueError, match="K = 4 steps"):
+        path_strips_with_steps(data, {**d, "ot": [0.1]}, prompts=("a", "b"))

@@ -3,7 +3,10 @@ import pytest
 import torch
 import torchvision
 
-from otinterp.ppl import gini, load_lpips, path_distances, perceptual_path_length
+from otinterp.ppl import (
+    MEASURES, excursion, gini, load_lpips, pair_distances, path_distances, path_efficiency, path_measures,
+    perceptual_path_length,
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +87,51 @@ def test_gini_properties():
     brute = np.abs(v[:, None] - v[None, :]).sum() / (2 * 9 * 9 * v.mean())
     assert gini(v) == pytest.approx(brute)
     np.testing.assert_allclose(gini(np.stack([v, 2 * v])), [brute, brute])  # scale invariant
+
+
+def test_path_efficiency_equals_its_definition_on_hand_made_distances():
+    d = np.array([[0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.25, 0.25]])
+    span = np.array([0.5, 1.0])
+    np.testing.assert_allclose(path_efficiency(d, span), [0.5 / 1.0, 1.0 / 1.0])
+    assert path_efficiency([0.2, 0.2], 0.6) == pytest.approx(1.5)  # LPIPS is no metric: > 1 is kept
+    assert path_efficiency([0.0, 0.0], 0.0) == 1.0  # a constant path makes no detour
+
+
+def test_excursion_equals_its_definition_on_hand_made_distances():
+    # K = 4: to_start[k] = LPIPS(I_k, I_0), to_end[k] = LPIPS(I_k, I_K); LPIPS(I_0, I_K) = 0.4
+    to_start = np.array([0.0, 0.3, 0.9, 0.5, 0.4])
+    to_end = np.array([0.4, 0.6, 0.7, 0.1, 0.0])
+    expected = max(min(s, e) for s, e in zip(to_start, to_end)) / 0.4  # k = 2: min(0.9, 0.7) = 0.7
+    assert excursion(to_start, to_end) == pytest.approx(expected) == pytest.approx(1.75)
+    np.testing.assert_allclose(excursion(np.stack([to_start, to_start]), np.stack([to_end, to_end])), [1.75] * 2)
+    assert excursion(np.zeros(3), np.zeros(3)) == 0.0
+    with pytest.raises(ValueError, match="to_start and to_end must both be"):
+        excursion(np.zeros(3), np.zeros(4))
+
+
+def test_path_measures_match_direct_lpips_calls(model):
+    images = torch.stack([path(k=4, size=32, seed=s) for s in range(3)])
+    images[2] = images[2, :1]  # a constant path
+    m = path_measures(images, model, batch_size=5)
+    assert set(m) == {"distances", "to_start", "to_end", "end_to_end", *MEASURES}
+    assert m["distances"].shape == (3, 4) and m["to_start"].shape == m["to_end"].shape == (3, 5)
+    assert all(m[name].shape == (3,) for name in MEASURES)
+    np.testing.assert_allclose(m["distances"], path_distances(images, model), rtol=1e-6)
+
+    def lpips(p, i, j):
+        return pair_distances(images[p, i:i + 1], images[p, j:j + 1], model)[0]
+
+    for p in range(2):
+        np.testing.assert_allclose(m["to_start"][p], [0.0] + [lpips(p, k, 0) for k in range(1, 5)], rtol=1e-6)
+        np.testing.assert_allclose(m["to_end"][p], [lpips(p, k, 4) for k in range(4)] + [0.0], rtol=1e-6)
+        d = m["distances"][p]
+        assert m["ppl"][p] == pytest.approx(d.mean()) and m["max_step"][p] == d.max()
+        assert m["total_length"][p] == pytest.approx(d.sum()) and m["smoothness"][p] == pytest.approx(1 - gini(d))
+        assert m["path_efficiency"][p] == pytest.approx(lpips(p, 0, 4) / d.sum(), rel=1e-6)
+        assert m["excursion"][p] == pytest.approx(excursion(m["to_start"][p], m["to_end"][p]))
+    assert m["ppl"][2] == 0 and m["path_efficiency"][2] == 1 and m["excursion"][2] == 0
+    again = path_measures(images, model, batch_size=2)
+    for name in MEASURES:
+        np.testing.assert_allclose(again[name], m[name], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"images must be \(P, K\+1, 3, H, W\)"):
+        path_measures(images[0], model)

@@ -1,0 +1,177 @@
+"""The explorer: one pair's four paths on the tiny model, its files, figures and widget cache."""
+
+import json
+
+import imageio.v2 as imageio
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from otinterp import explore as E
+from otinterp.couplings import COUPLINGS, PATHS
+from otinterp.ppl import MEASURES
+from otinterp.text import tokenize
+
+A, B = "a photo of a cat", "a red double decker bus on a city street"
+FAST = {"steps": 2}
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def params():
+    return E.profile_params("smoke", FAST)
+
+
+@pytest.fixture(scope="module")
+def models(params):
+    return E.load_models(params)
+
+
+@pytest.fixture(scope="module")
+def exploration(models, params):
+    return E.explore(*models, A, B, params, frames=4)
+
+
+def test_command_line_writes_strips_animations_coupling_and_measures(tmp_path):
+    frames = 5
+    written = E.main([A, B, "--profile", "smoke", "--frames", str(frames), "--set", "steps=2",
+                      "--set", "seeds=[0, 3]", "--seed-index", "all", "--out", str(tmp_path)])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["coupling.png", "measures.json", "paths_seed0.gif", "paths_seed0.mp4", "paths_seed3.gif",
+                     "paths_seed3.mp4", "strips_seed0.png", "strips_seed3.png"]
+    assert sorted(written) == ["coupling", "gif", "json", "mp4", "strips"]
+    gif = imageio.mimread(tmp_path / "paths_seed0.gif")
+    assert len(gif) == frames
+    assert gif[0].shape[0] % 16 == 0 and gif[0].shape[1] % 16 == 0
+    with imageio.get_reader(tmp_path / "paths_seed3.mp4", format="FFMPEG") as reader:
+        assert reader.count_frames() == frames
+    for png in ("coupling.png", "strips_seed0.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    record = json.loads((tmp_path / "measures.json").read_text())
+    assert (record["prompt_a"], record["prompt_b"], record["frames"]) == (A, B, frames)
+    assert "random weights" in record["caveat"]
+    rows = record["rows"]
+    assert [(r["seed"], r["path"]) for r in rows] == [(s, p) for s in (0, 3) for p in PATHS]
+    for row in rows:
+        for name in ("ppl", "cost", "w2", "path_efficiency", "excursion", "max_step", "smoothness"):
+            assert np.isfinite(row[name]), (row["path"], name)
+        assert len(row["distances"]) == frames - 1
+        assert row["ppl"] == pytest.approx(np.mean(row["distances"]))
+    by = {(r["seed"], r["path"]): r for r in rows}
+    assert by[0, "ot"]["cost"] == by[0, "ot"]["w2"] <= by[0, "random"]["cost"]
+    assert by[0, "slerp"]["cost"] == by[0, "clip"]["cost"]  # slerp pairs rows as CLIP does
+    assert by[0, "ot"]["distances"] != by[3, "ot"]["distances"]  # another initial latent
+
+
+def test_command_line_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit):
+        E.main(["only one prompt"])
+    assert "give exactly two prompts" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        E.main([A, B, "--profile", "nonexistent"])
+    assert "unknown profile 'nonexistent'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        E.main([A, B, "--seed-index", "x"])
+    assert "--seed-index takes integers or 'all'" in capsys.readouterr().err
+
+
+def test_coupling_plot_labels_are_the_tokenizers_strings(models, exploration):
+    pipe = models[0]
+    fig = E.coupling_figure(exploration)
+    ot_ax, clip_ax = fig.axes[:2]
+    right = [ax for ax in fig.axes[2:] if ax.bbox.bounds == ot_ax.bbox.bounds][0]
+    expected_a = pipe.tokenizer.convert_ids_to_tokens(tokenize(pipe, [A])[0].tolist())
+    expected_b = pipe.tokenizer.convert_ids_to_tokens(tokenize(pipe, [B])[0].tolist())
+    assert [t.get_text() for t in ot_ax.get_yticklabels()] == expected_a
+    assert [t.get_text() for t in right.get_yticklabels()] == expected_b
+    assert expected_a[:3] == ["<|startoftext|>", "a</w>", "photo</w>"] and expected_a[-1] == "<|endoftext|>"
+    kept = int(np.sum(exploration.perms["ot"] == np.arange(77)))
+    assert ot_ax.get_title() == f"OT: {kept} of 77 rows in place"
+    assert clip_ax.get_title() == "CLIP: 77 of 77 rows in place"
+
+
+def test_every_figure_carries_the_caveat(exploration, params):
+    assert params.caveat
+    for fig in (E.strips_figure(exploration), E.coupling_figure(exploration)):
+        assert "".join(params.caveat.split()) in "".join(fig.get_suptitle().split())
+    frames = E.animation_frames(exploration)
+    assert len(frames) == 4 and frames[0].dtype == np.uint8
+
+
+def test_paths_share_their_endpoints_and_slerp_leaves_the_couplings_unchanged(models, params, exploration):
+    ex = exploration
+    assert ex.paths == list(PATHS)
+    for p in PATHS:
+        assert torch.equal(ex.images[p][0], ex.images["ot"][0]) and torch.equal(ex.images[p][-1], ex.images["ot"][-1])
+        assert set(ex.measures[p]) == {"distances", *MEASURES}
+    without = E.explore(*models, A, B, params, frames=4, paths=COUPLINGS)
+    assert without.paths == list(COUPLINGS)
+    for p in COUPLINGS:
+        np.testing.assert_array_equal(without.perms[p], ex.perms[p])
+        assert without.costs[p] == ex.costs[p]
+        # another batch shape: equal up to float rounding (see otinterp.render)
+        torch.testing.assert_close(without.images[p], ex.images[p], atol=1e-5, rtol=0)
+
+
+def test_explorer_renders_each_prompt_pair_once(exploration, params):
+    calls = []
+
+    def fake_explore(pipe, lpips_model, a, b, params, **kwargs):
+        calls.append((a, b, kwargs["seed"]))
+        return exploration
+
+    explorer = E.Explorer(None, None, params, frames=4, render=fake_explore)
+    box = explorer.widget(A, B)
+    box_a, box_b, row, slider, image, info = box.children
+    path = row.children[0]
+    assert calls == [(A, B, 0)] and image.value[:4] == b"\x89PNG"
+    for k in range(4):
+        slider.value = k
+    path.value = "slerp"
+    assert calls == [(A, B, 0)] and "t = 1.000" in info.value and "random weights" in info.value
+    box_b.value = "a dog"
+    box_b.value = B
+    assert calls == [(A, B, 0), (A, "a dog", 0)]
+    assert explorer.renders == 2
+    with pytest.raises(ValueError, match="unknown path 'linear'"):
+        explorer.frame_png(A, B, "linear", 0)
+    preloaded = E.Explorer(None, None, params, frames=4, render=fake_explore, known=[exploration])
+    preloaded.frame_png(A, B, "ot", 3)
+    assert preloaded.renders == 1 and len(calls) == 2
+    with pytest.raises(ValueError, match="a known exploration has 4 frames"):
+        E.Explorer(None, None, params, frames=24, known=[exploration])
+
+
+def test_bad_arguments(models, params):
+    with pytest.raises(ValueError, match="frames must be an integer >= 2"):
+        E.explore(*models, A, B, params, frames=1)
+    with pytest.raises(ValueError, match="paths must be distinct names"):
+        E.explore(*models, A, B, params, paths=("ot", "lerp"))
+    with pytest.raises(ValueError, match=r"seed indices must be in 0..0 \(the run's seeds are \[0\]\)"):
+        E.explore_seeds(*models, A, B, params, seed_indices=[1])
+
+
+def test_pair_id_takes_the_run_pairs_prompts_and_random_coupling(tmp_path, models):
+    from otinterp.couplings import pair_rng, random_coupling
+    from otinterp.data import bundled_pairs, write_pairs
+
+    pairs = bundled_pairs().head(3)
+    write_pairs(pairs, tmp_path / "run" / "pairs.parquet")
+    pid, a, b = pairs.iloc[1][["pair_id", "prompt_a", "prompt_b"]]
+    E.main(["--pair-id", pid, "--frames", "3", "--paths", "clip", "random", "--set", "steps=1",
+            "--set", f"run_dir={tmp_path / 'run'}", "--out", str(tmp_path / "out")])
+    record = json.loads((tmp_path / "out" / "measures.json").read_text())
+    assert (record["prompt_a"], record["prompt_b"], record["pair_id"]) == (a, b, pid)
+    assert [r["path"] for r in record["rows"]] == ["clip", "random"]
+    assert not (tmp_path / "out" / "coupling.png").exists()  # drawn when OT and CLIP are both there
+    params = E.profile_params("smoke", {"steps": 1})
+    ex = E.explore(*models, a, b, params, frames=2, paths=["random"], pair_id=pid)
+    np.testing.assert_array_equal(ex.perms["random"], random_coupling(77, pair_rng(params.seed, pid)))
+    with pytest.raises(SystemExit):
+        E.main(["--pair-id", "no-such-pair", "--set", f"run_dir={tmp_path / 'run'}"])
