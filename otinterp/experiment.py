@@ -138,7 +138,7 @@ def path_embeddings(x: torch.Tensor, y: torch.Tensor, pair_id: str, *, seed: int
     Returns
     -------
     dict
-        ``{name: {"perm", "cost", "interior": (K-1, n, d) tensor, "pooled": (K-1, p) tensor or None}}``
+        ``{name: {"perm", "cost", "w2", "interior": (K-1, n, d) tensor, "pooled": (K-1, p) tensor or None}}``
         in ``x``'s dtype; the endpoints are ``x`` and ``y`` for every path.
     """
     xa, ya = (t.detach().cpu().double().numpy() for t in (x, y))
@@ -152,9 +152,12 @@ def path_embeddings(x: torch.Tensor, y: torch.Tensor, pair_id: str, *, seed: int
     out = {}
     for name in couplings:
         perm = C.path_coupling(name, xa, ya, rng)
-        interior = torch.from_numpy(C.path_points(name, xa, ya, ts, perm)).to(x.dtype)
+        interior = torch.from_numpy(C.path_points(name, xa, ya, ts, perm=perm)).to(x.dtype)
         out[name] = {"perm": perm, "cost": C.path_cost(name, xa, ya, perm), "interior": interior,
                      "pooled": pooled_path}
+    w2 = out["ot"]["cost"] if "ot" in out else C.wasserstein2(xa, ya)
+    for path in out.values():
+        path["w2"] = w2
     return out
 
 
@@ -173,7 +176,7 @@ def render_unit(pipe, cond_a, cond_b, pair_id: str, params: Params, *, seed: int
     Returns
     -------
     dict
-        ``{name: {"perm", "cost", "images": (K+1, 3, H, W) float32 tensor in [0, 1]}}``.
+        ``{name: {"perm", "cost", "w2", "images": (K+1, 3, H, W) float32 tensor in [0, 1]}}``.
     """
     from otinterp.render import render
 
@@ -265,9 +268,9 @@ def unit_rows(pair: pd.Series, key: str, seed: int, paths: dict, lpips_model, pa
 
     Each path is scored on its own (LPIPS batches never mix paths), like it is rendered.
     """
-    w2 = paths["ot"]["cost"]
     rows = []
     for name, path in paths.items():
+        w2 = path["w2"]
         m = path_measures(path["images"][None], lpips_model, batch_size=params.batch_size, resize=params.lpips_resize)
         rows.append({
             "pair_key": key, "pair_id": pair["pair_id"], "seed": seed, "coupling": name,
