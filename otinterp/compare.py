@@ -189,7 +189,7 @@ def table1_by_model(results: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFra
     -------
     table : (n_runs × n_comparisons, n_groups) DataFrame of str
         Index levels ``model`` (:func:`model_label`, so the control's rows say
-        :data:`CONTROL_LABEL`) and the comparison (``"OT vs. CLIP PPL"``); columns the groups of
+        :data:`CONTROL_LABEL`) and ``comparison`` (``"OT vs. CLIP PPL"``); columns the groups of
         every run (``"0.5"`` …), ``"n/a"`` where a run has no pairs of a group. The marks are
         those of :func:`otinterp.stats.table1` (directed by the test; legend
         :func:`otinterp.stats.mark_legend`).
@@ -197,7 +197,7 @@ def table1_by_model(results: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFra
     tables = {rows["model_label"].iloc[0]: stats.table1(stats.paired_tests(rows, "ppl", others=_others(rows),
                                                                             alpha=alpha))
               for _, rows in _runs(results)}
-    table = pd.concat(tables, names=["model", None])
+    table = pd.concat(tables, names=["model", "comparison"])
     columns = sorted(table.columns, key=float)
     table = table.reindex(columns=columns).fillna("n/a")
     table.columns.name = "Similarity Group"
@@ -330,6 +330,8 @@ def ppl_gain_figure(gains: pd.DataFrame, *,
             line = block[block["model_label"] == label].sort_values("group")
             ax.plot(line["group"], line[measure], label=label, **style)
         ax.axhline(0.0, color="black", linewidth=0.8)
+        groups = sorted(block["group"].unique())
+        ax.set_xticks(groups, [f"{g:.1f}" for g in groups])
         other = comparison.removeprefix("ot vs ")
         ax.set(title=f"OT vs. {stats.LABELS[other]}", xlabel="similarity group", ylabel=GAIN_MEASURES[measure])
     axes[0].legend(title="model", fontsize="small")

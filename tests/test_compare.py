@@ -220,14 +220,24 @@ def test_notebook_parameters_cell():
     assert parameters_cell().split("\n") == ["runs = {}", "figures_dir = None", "alpha = 0.05", "min_effect = 0.1"]
 
 
+def outputs_text(notebook):
+    """Everything the executed ``notebook`` printed or displayed as text."""
+    import nbformat
+
+    cells = nbformat.read(notebook, as_version=4).cells
+    outputs = [o for c in cells if c.cell_type == "code" for o in c.outputs]
+    return "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+
+
 def test_notebook_06_compares_runs(tmp_path, runs):
     figures = tmp_path / "figures"
     out = tmp_path / "06.ipynb"
     papermill.execute_notebook(
         str(NOTEBOOK), str(out), cwd=str(NOTEBOOK.parent), kernel_name="python3", progress_bar=False,
         parameters={"runs": {k: str(v) for k, v in runs.items()}, "figures_dir": str(figures)})
-    text = out.read_text()
-    assert compare.CONTROL_LABEL in text and "compare needs two finished runs" not in text
+    text = outputs_text(out)
+    assert compare.CONTROL_NOTE in text and compare.CONTROL_LABEL in text
+    assert "compare needs two finished runs" not in text
     assert (figures / "compare_ppl_gain.png").is_file()
     written = stats.read_table_csv(figures / "compare_table1.csv")
     assert set(written["model"]) == {f"trained ({TRAINED})", f"sd15-random, {compare.CONTROL_LABEL}"}
@@ -239,5 +249,5 @@ def test_notebook_06_stops_gracefully_with_one_run(tmp_path, runs):
     papermill.execute_notebook(
         str(NOTEBOOK), str(out), cwd=str(NOTEBOOK.parent), kernel_name="python3", progress_bar=False,
         parameters={"runs": {"trained": str(runs["trained"])}, "figures_dir": str(tmp_path / "figures")})
-    assert "compare needs two finished runs" in out.read_text()
+    assert "compare needs two finished runs; found 1 (trained)" in outputs_text(out)
     assert not (tmp_path / "figures").exists()
