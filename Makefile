@@ -1,20 +1,25 @@
 # otinterp — `make paper` runs the notebooks, `make test` runs the tests.
+# The profile params/$(PROFILE).yaml is the one source of parameters; its run folder
+# (runs/<profile> unless it sets run_dir) is asked of otinterp.params, as the notebooks and the
+# command lines do. RUNS=dir / FIGURES=dir move every profile's runs / figures elsewhere.
 PROFILE ?= smoke
-RUNS ?= runs
-FIGURES ?= figures
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-RUN := $(RUNS)/$(PROFILE)
-FIGS := $(FIGURES)/$(PROFILE)
-NB_OUT := $(RUN)/notebooks
-PARAMS := params/$(PROFILE).yaml
-NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
-EXECUTED := $(patsubst notebooks/%,$(NB_OUT)/%,$(NOTEBOOKS))
-PACKAGE := $(shell find otinterp -name '*.py' -o -name '*.csv' 2>/dev/null)
+PACKAGE := $(shell find otinterp -name '*.py' -o -name '*.csv' -o -name '*.txt' 2>/dev/null)
+ifdef RUNS
+export OTINTERP_RUNS := $(abspath $(RUNS))
+endif
+ifdef FIGURES
+export OTINTERP_FIGURES := $(abspath $(FIGURES))
+endif
 
-.PHONY: setup test paper pairs lab bench clean
+# Notebooks that `make paper` runs; 06 compares finished runs and is run by hand (or `make compare`).
+NOTEBOOKS := $(filter-out notebooks/06_%,$(sort $(wildcard notebooks/*.ipynb)))
+SETTINGS = $(BIN)/python -m otinterp.params
+
+.PHONY: setup test paper pairs notebooks lab bench compare clean
 .DELETE_ON_ERROR:
 
 setup: $(STAMP)
@@ -29,24 +34,37 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Check the profile and its input files first (one line and exit 2 on bad input), then run the
+# notebooks whose inputs changed, in a second make that knows the profile's folders.
+paper pairs: $(STAMP)
+	@$(SETTINGS) --check $(PROFILE)
+	@$(MAKE) --no-print-directory $(if $(filter pairs,$@),pairs-only,notebooks) PROFILE=$(PROFILE) \
+		RUN="$$($(SETTINGS) --show run_dir $(PROFILE))" PARAMS="$$($(SETTINGS) --show profile_path $(PROFILE))"
+
+ifdef RUN
+NB_OUT := $(RUN)/notebooks
+EXECUTED := $(patsubst notebooks/%,$(NB_OUT)/%,$(NOTEBOOKS))
+notebooks: $(EXECUTED)
+pairs-only: $(NB_OUT)/01_dataset.ipynb
+
 # Each executed notebook depends on its source, the profile, the package and what it reads (below),
 # so an edit re-runs only what it can change.
-paper: $(EXECUTED)
-
 $(NB_OUT)/%.ipynb: notebooks/%.ipynb $(PARAMS) $(PACKAGE) $(STAMP)
-	@mkdir -p $(NB_OUT)
-	$(BIN)/python -m otinterp.notebooks $< $@ --profile $(PROFILE) \
-		--set run_dir=$(abspath $(RUN)) --set figures_dir=$(abspath $(FIGS))
+	@$(BIN)/python -m otinterp.notebooks $< $@ --profile $(PARAMS)
 
-# What each notebook reads: 01 the profile's data files, 02 the pairs from 01, 03 and 04 the
-# results from 02. (00 stands alone.) A data file that is missing is left to 01's clear error.
-INPUTS := $(shell test -x $(BIN)/python && $(BIN)/python -m otinterp.params --inputs $(PARAMS))
+# What each notebook reads: 01 the profile's data files, 02 the pairs from 01, 03-05 the results
+# from 02. (00 stands alone.)
+INPUTS := $(shell $(SETTINGS) --inputs $(PARAMS))
 $(NB_OUT)/01_dataset.ipynb: $(wildcard $(INPUTS))
 $(NB_OUT)/02_experiment.ipynb: $(NB_OUT)/01_dataset.ipynb
-$(NB_OUT)/03_statistics.ipynb $(NB_OUT)/04_figures.ipynb: $(NB_OUT)/02_experiment.ipynb
+$(filter-out $(NB_OUT)/0[012]_%,$(EXECUTED)): $(NB_OUT)/02_experiment.ipynb
+endif
 
-# The pair table alone (e.g. before launching experiment shards): make pairs PROFILE=paper
-pairs: $(NB_OUT)/01_dataset.ipynb
+# Compare finished runs side by side (notebook 06): make compare
+compare: $(STAMP)
+	@mkdir -p $(or $(RUNS),runs)/compare
+	$(BIN)/python -m papermill notebooks/06_compare_models.ipynb $(or $(RUNS),runs)/compare/06_compare_models.ipynb \
+		--cwd notebooks
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
@@ -56,5 +74,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/render_throughput.py --model tiny
 
 clean:
-	rm -rf $(RUNS) $(FIGURES)/*/ .pytest_cache
+	rm -rf runs figures/*/ .pytest_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -1,65 +1,85 @@
-"""Execute the notebooks headlessly with papermill, injecting a profile's parameters.
+"""Execute the notebooks headlessly with papermill, with one profile as the source of every parameter.
 
-Each notebook declares the parameters it uses as literals in its ``parameters`` cell; every name
-there must be a field of :class:`otinterp.params.Params`. :func:`execute` passes the profile's
-value for exactly those names, with path fields made absolute, and runs the notebook with its own
-folder as the working directory, as JupyterLab does.
+A notebook's ``parameters`` cell holds ``profile`` (a name or a YAML path) and ``overrides`` (a
+dict), plus, for notebooks that need them, literals of their own (notebook 05's prompts). The
+next cell calls :func:`otinterp.params.for_notebook`, so a notebook run by hand in JupyterLab, by
+``papermill -p profile paper``, or by ``make paper`` sees the same values. :func:`execute` runs a
+notebook in its own folder, as JupyterLab does, and streams its output to the terminal.
 
 Command line (used by ``make paper``)::
 
     python -m otinterp.notebooks notebooks/02_experiment.ipynb runs/smoke/notebooks/02_experiment.ipynb \\
-        --profile smoke [--set run_dir=/tmp/run --set seed=1]
+        --profile smoke [--set seed=1]
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import papermill
 
 from otinterp import params as params_mod
-from otinterp.params import Params, parse_overrides
+from otinterp.params import REPO_ROOT, parse_overrides
 
-__all__ = ["notebook_parameters", "execute", "main"]
+__all__ = ["notebook_parameters", "execute", "main", "REPO_ROOT"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+#: papermill's own log lines, left out of the terminal (the notebook's output is kept).
+_PAPERMILL_CHATTER = ("Executing Cell", "Ending Cell", "Input Notebook", "Output Notebook", "Executing notebook",
+                      "Black is not installed")
+
+#: The names every notebook's parameters cell declares.
+PROFILE_NAMES = ("profile", "overrides")
 
 
-def notebook_parameters(notebook: str | Path, params: Params, *, root: str | Path = REPO_ROOT) -> dict[str, Any]:
-    """The values of ``params`` for the names in ``notebook``'s parameters cell.
+def notebook_parameters(notebook: str | Path, profile: str | Path, overrides: dict[str, Any] | None = None
+                        ) -> dict[str, Any]:
+    """The values for ``notebook``'s parameters cell: ``profile`` (as an absolute path) and ``overrides``.
 
-    Relative paths (path fields, and ``model`` when it names an existing folder or file) are
-    resolved against ``root`` (the repository), see :meth:`Params.resolved`. A name that is not a
-    parameter field is an error naming it and the notebook.
+    Raises
+    ------
+    ValueError
+        If the notebook has no ``parameters`` cell or it does not declare ``profile`` and
+        ``overrides``; for an unknown override name.
+    FileNotFoundError
+        For an unknown profile (naming those that exist).
     """
     declared = papermill.inspect_notebook(str(notebook))
     if not declared:
         raise ValueError(f"{notebook}: no cell tagged 'parameters'")
-    values = params.resolved(root).to_dict()
-    unknown = sorted(set(declared) - set(values))
-    if unknown:
-        raise ValueError(f"{notebook}: parameters cell names {', '.join(map(repr, unknown))}, not fields of Params")
-    return {name: values[name] for name in declared}
+    missing = [n for n in PROFILE_NAMES if n not in declared]
+    if missing:
+        raise ValueError(f"{notebook}: its parameters cell must declare {' and '.join(PROFILE_NAMES)} "
+                         f"(missing {', '.join(missing)})")
+    overrides = dict(overrides or {})
+    path = params_mod.profile_file(profile).resolve()
+    params_mod.load(path, **overrides)  # a bad profile or override fails here, before the kernel starts
+    return {"profile": str(path), "overrides": overrides}
 
 
-def execute(notebook: str | Path, output: str | Path, params: Params, *, root: str | Path = REPO_ROOT,
+def execute(notebook: str | Path, output: str | Path, profile: str | Path, overrides: dict[str, Any] | None = None, *,
             log_output: bool = False) -> None:
-    """Run ``notebook`` with ``params`` and write the executed copy to ``output``.
+    """Run ``notebook`` with ``profile`` and ``overrides``; write the executed copy to ``output``.
 
     The executed notebook is written to a temporary file and renamed into place, so ``output``
-    exists only when every cell ran (``make`` then never mistakes a failed run for a done one).
+    exists only when every cell ran. An older executed copy is removed when the run starts, so a
+    failure leaves only ``*.failed.ipynb`` (the cells that ran, and the error) behind.
     """
     notebook, output = Path(notebook).resolve(), Path(output)
+    parameters = notebook_parameters(notebook, profile, overrides)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial, failed = output.with_suffix(".partial.ipynb"), output.with_suffix(".failed.ipynb")
     failed.unlink(missing_ok=True)
+    output.unlink(missing_ok=True)
     try:
         papermill.execute_notebook(
-            str(notebook), str(partial), parameters=notebook_parameters(notebook, params, root=root),
-            cwd=str(notebook.parent), kernel_name="python3", log_output=log_output, progress_bar=False,
+            str(notebook), str(partial), parameters=parameters, cwd=str(notebook.parent), kernel_name="python3",
+            log_output=log_output, progress_bar=False,
         )
     except BaseException:
         if partial.exists():  # papermill saved the cells that ran, and the error: keep them to read
@@ -72,15 +92,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m otinterp.notebooks", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebook", type=Path)
     parser.add_argument("output", type=Path)
-    parser.add_argument("--profile", default="smoke", help="name of params/<profile>.yaml, or a path to a YAML file")
+    parser.add_argument("--profile", default="smoke", help="a profile name (params/<name>.yaml) or a YAML path")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override one parameter (YAML value), e.g. --set run_dir=/tmp/run")
+                        help="override one parameter (YAML value), e.g. --set seed=1")
     args = parser.parse_args(argv)
-    path = Path(args.profile)
-    if not path.suffix:
-        path = REPO_ROOT / "params" / f"{args.profile}.yaml"
-    params = params_mod.load(path, **parse_overrides(args.set))
-    execute(args.notebook, args.output, params, log_output=True)
+    # The notebook's own output (progress lines, tables) reaches the terminal as it is produced.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logger = logging.getLogger("papermill")
+    logger.setLevel(logging.INFO)
+    logger.addFilter(lambda record: not str(record.msg).startswith(_PAPERMILL_CHATTER))
+    name, start = args.notebook.stem, time.perf_counter()
+    print(f"== {name} ({args.profile})", file=sys.stderr, flush=True)
+    try:
+        execute(args.notebook, args.output, args.profile, parse_overrides(args.set), log_output=True)
+    except papermill.PapermillExecutionError as err:
+        print(f"error: {name} failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
+              f"(see {args.output.with_suffix('.failed.ipynb')})", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (OSError, TypeError, ValueError) as err:
+        print(f"error: {name}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"== {name} done in {time.perf_counter() - start:.0f} s -> {args.output}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

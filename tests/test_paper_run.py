@@ -9,14 +9,19 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["00_permutation_invariance", "01_dataset", "02_experiment", "03_statistics", "04_figures"]
+NOTEBOOKS = ["00_permutation_invariance", "01_dataset", "02_experiment", "03_statistics", "04_figures", "05_explore"]
 
 pytestmark = pytest.mark.slow
 
 
 def make(*args, root):
-    return subprocess.run(["make", *args, f"RUNS={root}/runs", f"FIGURES={root}/figures"],
+    return subprocess.run(["make", "--no-print-directory", *args, f"RUNS={root}/runs", f"FIGURES={root}/figures"],
                           cwd=ROOT, capture_output=True, text=True)
+
+
+def commands(proc):
+    """The notebooks a `make -n` would run."""
+    return [line.split()[3] for line in proc.stdout.splitlines() if "-m otinterp.notebooks" in line]
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +29,8 @@ def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("paper")
     proc = make("paper", root=root)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
-    return SimpleNamespace(root=root, run=root / "runs" / "smoke", figures=root / "figures" / "smoke")
+    return SimpleNamespace(root=root, run=root / "runs" / "smoke", figures=root / "figures" / "smoke",
+                           stderr=proc.stderr)
 
 
 def nonempty(path):
@@ -56,21 +62,24 @@ def test_results_cover_every_pair_and_coupling(smoke_run):
     from otinterp.experiment import load_results
 
     pairs = pd.read_parquet(smoke_run.run / "pairs.parquet")
-    results = load_results(smoke_run.run / "results")
+    results = load_results(smoke_run.run / "results", pairs)
     assert len(results) == 3 * len(pairs)
     assert set(results["coupling"]) == {"ot", "clip", "random"}
     assert (results.groupby("pair_id")["coupling"].nunique() == 3).all()
     manifest = json.loads((smoke_run.run / "results" / "manifest.json").read_text())
     assert manifest["params"]["profile"] == "smoke" and manifest["versions"]["torch"]
+    assert manifest["profile_text"] == (ROOT / "params" / "smoke.yaml").read_text()
 
 
 @pytest.mark.parametrize("name", ["tests_ppl.csv", "tests_cost.csv", "table1.csv", "table1.md", "table1.tex",
+                                  "table1_disjoint.csv", "hypothesis_tests.csv",
                                   "hypotheses.csv"])
 def test_statistics_tables(smoke_run, name):
     nonempty(smoke_run.run / "tables" / name)
 
 
-@pytest.mark.parametrize("name", ["figure3_ppl_cost", "w2_vs_similarity", "excess_cost_vs_similarity"])
+@pytest.mark.parametrize("name", ["figure3_ppl_cost", "figure3_measures", "w2_vs_similarity",
+                                  "excess_cost_vs_similarity"])
 def test_figures(smoke_run, name):
     for suffix in (".png", ".pdf"):
         nonempty(smoke_run.figures / f"{name}{suffix}")
@@ -78,11 +87,57 @@ def test_figures(smoke_run, name):
 
 
 def test_make_reruns_only_what_changed(smoke_run):
-    assert make("-q", "paper", root=smoke_run.root).returncode == 0, "a finished run is not up to date"
-    dry = make("-n", "paper", "-W", "notebooks/03_statistics.ipynb", root=smoke_run.root).stdout
-    assert "03_statistics" in dry
-    for name in ("00_permutation_invariance", "01_dataset", "02_experiment", "04_figures"):
-        assert f"notebooks/{name}.ipynb " not in dry
-    dry = make("-n", "paper", "-W", "notebooks/01_dataset.ipynb", root=smoke_run.root).stdout
-    assert all(f"notebooks/{n}.ipynb " in dry for n in ("01_dataset", "02_experiment", "03_statistics", "04_figures"))
-    assert "notebooks/00_permutation_invariance.ipynb " not in dry
+    assert commands(make("-n", "paper", root=smoke_run.root)) == [], "a finished run is not up to date"
+    dry = commands(make("-n", "paper", "-W", "notebooks/03_statistics.ipynb", root=smoke_run.root))
+    assert dry == ["notebooks/03_statistics.ipynb"]
+    dry = commands(make("-n", "paper", "-W", "notebooks/01_dataset.ipynb", root=smoke_run.root))
+    assert dry == [f"notebooks/{n}.ipynb" for n in NOTEBOOKS[1:]]
+
+
+def test_make_progress_reaches_the_terminal(smoke_run):
+    err = smoke_run.stderr
+    assert "== 02_experiment" in err and "pair×latent units" in err and "images/s, ETA" in err
+
+
+def test_copied_profile_with_a_csv_is_recorded_as_itself(tmp_path):
+    # A profile copied from smoke, pointed at a CSV: its run lives in runs/mine, and the manifest
+    # records its own settings, not a notebook's defaults.
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("prompt_a,prompt_b,score\na cat on a mat,a dog on a mat,2.0\na red bus,a blue bus,4.5\n")
+    text = (ROOT / "params" / "smoke.yaml").read_text()
+    for old, new in (("pairs_source: bundled", f"pairs_source: csv\npairs_csv: {csv}"), ("per_group: 2", "per_group: 1"),
+                     ("n_intervals: 4", "n_intervals: 2"), ("steps: 8", "steps: 2"), ("height: 64", "height: 32"),
+                     ("width: 64", "width: 32"), ("n_perms: 3", "n_perms: 1")):
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / "mine.yaml").write_text(text)
+    proc = make("paper", f"PROFILE={tmp_path / 'mine.yaml'}", root=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    manifest = json.loads((tmp_path / "runs" / "mine" / "results" / "manifest.json").read_text())
+    recorded = manifest["params"]
+    assert (recorded["profile"], recorded["pairs_source"], recorded["pairs_csv"], recorded["per_group"]) == (
+        "mine", "csv", str(csv), 1)
+    assert manifest["profile_text"] == text and not (tmp_path / "runs" / "smoke").exists()
+
+
+@pytest.mark.parametrize("profile, message", [("nonexistent", "unknown profile 'nonexistent'"),
+                                              ("missing_csv", "missing.csv does not exist")])
+def test_bad_profiles_fail_in_seconds_with_one_line(tmp_path, profile, message):
+    if profile == "missing_csv":
+        profile = tmp_path / "missing_csv.yaml"
+        profile.write_text(f"pairs_source: csv\npairs_csv: {tmp_path / 'missing.csv'}\n")
+    proc = make("paper", f"PROFILE={profile}", root=tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1 and message in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "runs").exists()
+
+
+def test_random_weight_tables_carry_the_caveat(smoke_run):
+    for name in ("table1.csv", "hypotheses.csv", "tests_ppl.csv"):
+        assert "random weights" in (smoke_run.run / "tables" / name).read_text().splitlines()[0]
+    assert len(pd.read_csv(smoke_run.run / "tables" / "table1.csv", comment="#")) == 2
+
+
+def test_explorer_outputs(smoke_run):
+    for name in ("paths_seed0.gif", "paths_seed0.mp4", "coupling.png", "measures.json"):
+        nonempty(smoke_run.figures / "explore" / name)

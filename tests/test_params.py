@@ -102,4 +102,67 @@ def test_input_files_per_source(tmp_path):
     assert params.make().input_files() == []
     assert params.make(pairs_source="csv", pairs_csv="mine.csv").input_files() == ["mine.csv"]
     paper = params.load(ROOT / "params" / "paper.yaml")
-    assert paper.input_files() == ["data/cxc/sts_val.csv", "data/cxc/sts_test.csv", "data/dataset_coco.json"]
+    assert paper.input_files() == [str(ROOT / f) for f in ("data/cxc/sts_val.csv", "data/cxc/sts_test.csv",
+                                                           "data/dataset_coco.json")]
+
+
+def test_defaults_measure_with_the_pretrained_lpips_backbone():
+    assert params.Params().lpips_backbone == "pretrained" and "LPIPS" not in params.Params().caveat
+    assert params.load("smoke").lpips_backbone == "random"  # an explicit offline opt-in
+
+
+def test_run_and_figure_folders_follow_the_profile_name(tmp_path, monkeypatch):
+    mine = tmp_path / "params" / "mine.yaml"
+    mine.parent.mkdir()
+    mine.write_text((ROOT / "params" / "smoke.yaml").read_text())
+    p = params.load(mine)
+    assert (p.profile, p.run_dir, p.figures_dir) == ("mine", str(ROOT / "runs" / "mine"), str(ROOT / "figures" / "mine"))
+    assert p.profile_path == str(mine)
+    monkeypatch.setenv("OTINTERP_RUNS", str(tmp_path / "elsewhere"))
+    assert params.load(mine).run_dir == str(tmp_path / "elsewhere" / "mine")
+    mine.write_text("run_dir: my_runs/x\npairs_source: csv\npairs_csv: data/p.csv\n")
+    p = params.load(mine)  # relative paths are relative to the folder above params/
+    assert (p.run_dir, p.pairs_csv) == (str(tmp_path / "my_runs" / "x"), str(tmp_path / "data" / "p.csv"))
+
+
+def test_a_profile_line_that_disagrees_with_the_file_name_is_an_error(tmp_path):
+    (tmp_path / "mine.yaml").write_text("profile: smoke\n")
+    with pytest.raises(ValueError, match=r"says profile: 'smoke', but a profile's name is its file's name \('mine'\)"):
+        params.load(tmp_path / "mine.yaml")
+
+
+def test_unknown_profile_names_the_existing_ones():
+    with pytest.raises(FileNotFoundError, match=r"unknown profile 'nope'.*profiles: .*paper, smoke"):
+        params.load("nope")
+    assert params.for_notebook("smoke", {"seed": 2}).seed == 2
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("couplings", ["clip", "random"], "including 'ot'"),
+    ("couplings", ["ot", "sl3rp"], "must list distinct names"),
+    ("seeds", [], "non-empty list"),
+    ("seeds", [1, 1], "distinct seeds"),
+    ("scheduler", "pndm", "one of 'default'"),
+    ("min_effect", 1.5, r"in \[0, 1\]"),
+])
+def test_new_fields_are_validated(field, value, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        params.make(**{field: value})
+
+
+def test_seeds_default_to_the_experiment_seed():
+    assert params.make(seed=3).latent_seeds == [3] and params.make(seeds=[0, 1]).latent_seeds == [0, 1]
+
+
+def test_check_command_fails_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pairs_source: csv\npairs_csv: missing.csv\n")
+    for profile, message in (("nope", "unknown profile 'nope'"), (str(bad), "missing.csv does not exist")):
+        proc = subprocess.run([sys.executable, "-m", "otinterp.params", "--check", profile], capture_output=True,
+                              text=True)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    ok = subprocess.run([sys.executable, "-m", "otinterp.params", "--check", "smoke"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "profile smoke: model tiny" in ok.stdout
