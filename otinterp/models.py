@@ -512,7 +512,7 @@ def _load_weights(spec: str, dtype: torch.dtype, config: str | Path | None) -> A
     if path.is_dir():
         family = _family_of_folder(path)
         try:
-            return family.pipeline_class.from_pretrained(path, torch_dtype=dtype, **family.load_options())
+            return family.pipeline_class.from_pretrained(path, dtype=dtype, **family.load_options())
         except (OSError, ValueError) as err:
             raise OSError(f"could not load a {family.title} pipeline from the folder {spec}: {err}") from err
     if path.is_absolute() or spec.startswith((".", "~")) or spec.count("/") != 1:
@@ -531,7 +531,7 @@ def _load_weights(spec: str, dtype: torch.dtype, config: str | Path | None) -> A
         ) from err
     family = _family_of_class(class_name, spec)
     try:
-        return family.pipeline_class.from_pretrained(spec, torch_dtype=dtype, **family.load_options())
+        return family.pipeline_class.from_pretrained(spec, dtype=dtype, **family.load_options())
     except (OSError, ValueError) as err:
         raise OSError(
             f"could not load the {family.title} model {spec!r} from the Hugging Face Hub "

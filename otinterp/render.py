@@ -67,7 +67,8 @@ def check_embeds(pipe: Any, embeds: torch.Tensor, pooled: torch.Tensor | None = 
         raise ValueError("no embeddings given (batch of size 0)")
     expected = family.token_width(pipe)
     if embeds.shape[2] != expected:
-        raise ValueError(f"embeddings have width {embeds.shape[2]} but the pipeline's denoiser expects {expected}")
+        denoiser = "transformer" if hasattr(pipe, "transformer") else "UNet"
+        raise ValueError(f"embeddings have width {embeds.shape[2]} but the pipeline's {denoiser} expects {expected}")
     _check_finite(embeds, "embeddings")
     wants_pooled = family.name != "sd"
     if wants_pooled and pooled is None:
@@ -144,7 +145,7 @@ def render(
         check_embeds(pipe, uncond.tokens, uncond.pooled)
         if uncond.tokens.shape[:2] != (1, embeds.shape[1]):
             raise ValueError(
-                f"the unconditional input must have shape (1, {embeds.shape[1]}, D), got {tuple(uncond.tokens.shape)}"
+                f"the unconditional embedding must have shape (1, {embeds.shape[1]}, D), got {tuple(uncond.tokens.shape)}"
             )
     if batch_size < 1 or steps < 1:
         raise ValueError(f"batch_size and steps must be >= 1, got {batch_size} and {steps}")

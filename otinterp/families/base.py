@@ -26,21 +26,14 @@ class Conditioning:
     Attributes
     ----------
     tokens : (N, L, D) tensor
-        The token set: the point cloud's rows, seen by the denoiser only through attention.
+        The token set: the point cloud's rows, seen by the denoiser only through attention. (One
+        prompt's, ``(L, D)`` with ``pooled (P,)``, is allowed as a record; the batch methods need N.)
     pooled : (N, P) tensor or None
         The global vector (SDXL, SD3, Flux), interpolated linearly and never coupled; None for SD 1.x/2.x.
     """
 
     tokens: torch.Tensor
     pooled: torch.Tensor | None = None
-
-    def __post_init__(self) -> None:
-        if self.tokens.ndim != 3:
-            raise ValueError(f"tokens must be a 3-D (batch, rows, width) tensor, got shape {tuple(self.tokens.shape)}")
-        if self.pooled is not None and (self.pooled.ndim != 2 or self.pooled.shape[0] != self.tokens.shape[0]):
-            raise ValueError(
-                f"pooled must be a ({self.tokens.shape[0]}, P) tensor to match the tokens, got shape {tuple(self.pooled.shape)}"
-            )
 
     def __len__(self) -> int:
         return self.tokens.shape[0]
