@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Conditioning", "Family", "tokenize_with", "word_positions"]
+__all__ = ["Conditioning", "Family", "check_prompts", "tokenize_with", "word_positions"]
 
 
 @dataclass(frozen=True)
@@ -183,8 +183,23 @@ class Family:
 
 
 def tokenize_with(tokenizer: Any, prompts: Sequence[str], max_length: int) -> torch.Tensor:
-    """Ids ``(N, max_length)`` padded and truncated as the pipelines do, warning about truncated prompts."""
-    lengths = [len(ids) for ids in tokenizer(list(prompts), verbose=False).input_ids]
+    """Ids ``(N, max_length)`` padded and truncated as the pipelines do, warning about truncated prompts.
+
+    Parameters
+    ----------
+    tokenizer : transformers tokenizer
+    prompts : sequence of str
+        Empty strings are allowed.
+    max_length : int
+        Padded / truncated length (77 for CLIP, the T5 length of the family).
+
+    Warns
+    -----
+    UserWarning
+        Naming every prompt longer than ``max_length`` tokens (it is truncated, as the pipelines do).
+    """
+    prompts = check_prompts(prompts)
+    lengths = [len(ids) for ids in tokenizer(prompts, verbose=False).input_ids]
     truncated = [p for p, n in zip(prompts, lengths) if n > max_length]
     if truncated:
         warnings.warn(
@@ -193,8 +208,21 @@ def tokenize_with(tokenizer: Any, prompts: Sequence[str], max_length: int) -> to
             stacklevel=3,
         )
     return tokenizer(
-        list(prompts), padding="max_length", max_length=max_length, truncation=True, return_tensors="pt"
+        prompts, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt"
     ).input_ids
+
+
+def check_prompts(prompts: Sequence[str]) -> list[str]:
+    """``prompts`` as a list, or a clear error for one string, no prompts or a non-string."""
+    if isinstance(prompts, str):
+        raise TypeError(f"prompts must be a sequence of strings, not one string: {prompts!r}; wrap it in a list")
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("no prompts given")
+    bad = [p for p in prompts if not isinstance(p, str)]
+    if bad:
+        raise TypeError(f"prompts must be strings, got {bad[0]!r} ({type(bad[0]).__name__})")
+    return prompts
 
 
 def word_positions(tokenizer: Any, ids: torch.Tensor) -> torch.Tensor:
