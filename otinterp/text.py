@@ -58,6 +58,11 @@ def encode_ids(pipe: StableDiffusionPipeline, ids: torch.Tensor) -> torch.Tensor
     embeds : (N, 77, D) tensor
         On the pipeline's device, in the text encoder's dtype.
     """
+    if not isinstance(pipe, StableDiffusionPipeline):
+        raise TypeError(
+            f"otinterp.text encodes for SD 1.x/2.x only, not {type(pipe).__name__}: use "
+            f"otinterp.families.family_of(pipe).encode(pipe, prompts) (token set and global vector)"
+        )
     if ids.ndim != 2:
         raise ValueError(f"token ids must be a 2-D (prompts, positions) tensor, got shape {tuple(ids.shape)}")
     return pipe.text_encoder(ids.to(pipe.device))[0]
