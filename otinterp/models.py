@@ -47,6 +47,7 @@ from diffusers import (
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
+from diffusers.loaders.single_file_utils import SingleFileComponentError
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Tokenizer
 
 from otinterp.params import RANDOM_WEIGHT_MODELS, RANDOM_WEIGHTS_NOTE
@@ -501,7 +502,7 @@ def _load_weights(spec: str, dtype: torch.dtype, config: str | Path | None) -> A
             options |= {"config": str(config), "local_files_only": True}
         try:
             return family.pipeline_class.from_single_file(str(path), **options)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, SingleFileComponentError) as err:
             hub_id = next(h for h, f in KNOWN_HUB_IDS.items() if f == family.name)
             raise OSError(
                 f"could not load the checkpoint file {spec} with {family.pipeline_class.__name__}.from_single_file "

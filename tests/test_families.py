@@ -238,3 +238,31 @@ def test_t5_standin_tokenizer_is_t5_shaped_and_cached(tmp_path):
     stamp = (tmp_path / "t5" / "tokenizer_config.json").stat().st_mtime_ns
     assert t5_standin_tokenizer(tmp_path / "t5")("a photo of a cat").input_ids == ids[: ids.index(1) + 1]
     assert (tmp_path / "t5" / "tokenizer_config.json").stat().st_mtime_ns == stamp
+
+
+def test_single_file_takes_its_family_and_configuration_from_the_config_folder(tmp_path, offline, monkeypatch):
+    pipe = tiny("sdxl-tiny")
+    pipe.save_pretrained(tmp_path / "config")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    calls = []
+
+    def from_single_file(path, **options):
+        calls.append((path, options))
+        return pipe
+
+    monkeypatch.setattr(StableDiffusionXLPipeline, "from_single_file", from_single_file)
+    assert load_pipeline(str(tmp_path / "model.safetensors"), config=tmp_path / "config") is pipe
+    path, options = calls[0]
+    assert path == str(tmp_path / "model.safetensors")
+    assert options["config"] == str(tmp_path / "config") and options["local_files_only"] is True
+
+
+def test_single_file_without_the_weights_is_a_clear_offline_error(tmp_path, offline):
+    from safetensors.torch import save_file
+
+    pipe = tiny("tiny")
+    pipe.save_pretrained(tmp_path / "config")
+    save_file({"model.diffusion_model.out.weight": torch.zeros(1)}, tmp_path / "unet-only.safetensors")
+    with pytest.raises(OSError, match=r"could not load the checkpoint file .*unet-only.safetensors with "
+                                      r"StableDiffusionPipeline.from_single_file \(Stable Diffusion 1.x/2.x\)"):
+        load_pipeline(str(tmp_path / "unet-only.safetensors"), config=tmp_path / "config")
