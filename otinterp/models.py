@@ -50,7 +50,7 @@ from diffusers import (
 from diffusers.loaders.single_file_utils import SingleFileComponentError
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Tokenizer
 
-from otinterp.params import RANDOM_WEIGHT_MODELS, RANDOM_WEIGHTS_NOTE
+from otinterp.params import RANDOM_WEIGHTS_NOTE
 
 __all__ = [
     "load_pipeline", "build_pipeline", "clip_tokenizer", "t5_standin_tokenizer", "set_scheduler",
@@ -312,8 +312,8 @@ def set_scheduler(pipe: Any, scheduler: str) -> Any:
 
 
 def prepare_for_speed(
-    pipe: StableDiffusionPipeline, *, channels_last: bool = False, compile_unet: bool = False
-) -> StableDiffusionPipeline:
+    pipe: Any, *, channels_last: bool = False, compile_unet: bool = False
+) -> Any:
     """Speed options (the ``channels_last`` and ``compile_unet`` parameters), applied in place.
 
     Neither changes what is computed, only how: images agree with the plain pipeline's up to float
@@ -321,16 +321,17 @@ def prepare_for_speed(
 
     Parameters
     ----------
-    pipe : StableDiffusionPipeline
+    pipe : diffusers pipeline of a family of :mod:`otinterp.families`
     channels_last : bool
-        Store the UNet's and the VAE's weights in ``torch.channels_last`` memory format (faster
-        convolutions with cuDNN on GPUs).
+        Store the denoiser's and the VAE's 4-D weights in ``torch.channels_last`` memory format
+        (faster convolutions with cuDNN on GPUs; a transformer has few).
     compile_unet : bool
-        Replace the UNet by ``torch.compile(pipe.unet)``; the first calls per input shape compile.
+        Replace the denoiser (UNet, or SD3's / Flux's transformer) by its ``torch.compile``; the
+        first calls per input shape compile.
 
     Returns
     -------
-    StableDiffusionPipeline
+    diffusers pipeline
         ``pipe`` itself.
     """
     name = "transformer" if hasattr(pipe, "transformer") else "unet"
