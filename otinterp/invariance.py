@@ -1,4 +1,4 @@
-"""Permutation invariance of the UNet in the rows of the prompt embedding (SPEC 2).
+"""Permutation invariance of the denoiser in the rows of the token set, for every model family.
 
 SD 1.5's UNet sees the text only through cross-attention, ``softmax(Q Kᵀ / √d) V`` with
 ``K = E W_K`` and ``V = E W_V``. Permuting the rows of ``E`` by ``P`` permutes the columns of the
@@ -6,11 +6,21 @@ score matrix and the rows of ``V`` alike, so ``softmax(Q Kᵀ Pᵀ / √d) P V =
 is unchanged: ``G(P E) = G(E)``. The CLIP text encoder is not permutation-equivariant (causal mask,
 position embeddings), so the invariance belongs to the UNet, not to CLIP.
 
+The same holds for the other families (:mod:`otinterp.families`): SD 2.x and SDXL (cross-attention
+again; SDXL's pooled vector and time ids are not rows of the set), SD3 (joint attention, no position
+embedding on text tokens: any order of the whole 77 + 256 set, within the CLIP block, within the T5
+block or across them) and Flux (joint attention, every text token at RoPE position zero). The
+denoiser is the UNet or the transformer; the global vector is held as it is. ``rows`` chooses
+which rows are permuted: ``"all"`` or one block of :meth:`Family.blocks` (``"CLIP"``, ``"T5"``).
+
 Tolerance: the permuted attention sums its 77 terms in another order, which in float32 changes the
 last bits. Measured on the CPU in float32: UNet outputs differ by at most 8.5e-7 relative to their
 scale (tiny model; SD 1.5 architecture 6.9e-7 at an 8 x 8 latent), images by at most 1.3e-6 on
 [0, 1] pixels; the tests use ``rtol = 1e-5``, ten times the worst measured. Permuting the *tokens*
 instead changes the encoder's output by O(1) relative to its scale (0.57 for the tiny model).
+The other tiny families, float32 on the CPU: denoiser at most 9.1e-7 (SDXL), 3.4e-7 (SD3, also
+2.1e-7 within each block), 1.4e-7 (Flux); images at most 2.6e-6. The tiny random T5 encoders see
+order only through a small relative position bias: 0.01 (SD3) and 0.02 (Flux) instead of O(1).
 
 Every table has ``max_abs_diff``, ``mean_abs_diff``, ``scale`` (``max |reference|``) and
 ``rel_max_diff = max_abs_diff / scale``.
@@ -19,15 +29,16 @@ Every table has ``max_abs_diff``, ``mean_abs_diff``, ``scale`` (``max |reference
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from diffusers import StableDiffusionPipeline
 
+from otinterp.families import Conditioning, family_of
+from otinterp.families.base import word_positions
 from otinterp.render import check_embeds, initial_latent, render
-from otinterp.text import encode, encode_ids, tokenize
 
 __all__ = [
     "random_permutations",
@@ -37,11 +48,21 @@ __all__ = [
     "check_text_encoder",
     "verdict",
     "plot_pair",
+    "row_scopes",
     "ENCODER_COMPARISON",
 ]
 
-#: The row of :func:`check_text_encoder` that tests the encoder's permutation equivariance.
+#: The rows of :func:`check_text_encoder` that test the encoder's permutation equivariance (one per block).
 ENCODER_COMPARISON = "text encoder: E(tokens[π]) vs E(tokens)[π]"
+
+#: Guidance value given to a denoiser that takes one (Flux-dev) in the one-step probes.
+_PROBE_GUIDANCE = 3.5
+
+
+def row_scopes(pipe: Any) -> list[str]:
+    """The ``rows`` choices for ``pipe``: ``"all"``, then each block when there are several (SD3)."""
+    blocks = list(family_of(pipe).blocks(pipe))
+    return ["all", *blocks] if len(blocks) > 1 else ["all"]
 
 
 def random_permutations(n_rows: int, count: int, seed: int) -> np.ndarray:
@@ -79,25 +100,29 @@ def differences(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float
 
 @torch.inference_mode()
 def check_unet(
-    pipe: StableDiffusionPipeline,
+    pipe: Any,
     embeds: torch.Tensor,
     *,
+    pooled: torch.Tensor | None = None,
     n_perms: int,
     timesteps: Sequence[int],
     seed: int,
     height: int = 64,
     width: int = 64,
+    rows: str = "all",
 ) -> pd.DataFrame:
-    """UNet noise predictions for the original and row-permuted embeddings.
+    """Denoiser (UNet or transformer) predictions for the original and row-permuted token sets.
 
-    The UNet's input is :func:`~otinterp.render.initial_latent` (the invariance holds for any
-    latent); each prompt gets its own ``n_perms`` permutations of all its rows.
+    The denoiser's input is :func:`~otinterp.render.initial_latent` (the invariance holds for any
+    latent); each prompt gets its own ``n_perms`` permutations of its rows.
 
     Parameters
     ----------
-    pipe : StableDiffusionPipeline
-    embeds : (N, 77, D) tensor
-        Prompt embeddings.
+    pipe : diffusers pipeline of a family of :mod:`otinterp.families`
+    embeds : (N, L, D) tensor
+        Token sets.
+    pooled : (N, P) tensor, optional
+        Their global vectors, for the families that have one (held fixed).
     n_perms : int
         Random permutations per prompt (:func:`random_permutations` with ``seed``).
     timesteps : sequence of int
@@ -105,7 +130,9 @@ def check_unet(
     seed : int
         Seed of the permutations and of the latent.
     height, width : int
-        Image size in pixels the latent stands for (latent ``height / 8 x width / 8``).
+        Image size in pixels the latent stands for.
+    rows : str
+        Which rows are permuted: ``"all"`` or a block name (:func:`row_scopes`).
 
     Returns
     -------
@@ -113,18 +140,22 @@ def check_unet(
         One row per prompt x permutation x timestep: ``prompt`` (index into ``embeds``),
         ``perm``, ``timestep`` and the columns of :func:`differences`.
     """
-    check_embeds(pipe, embeds)
+    check_embeds(pipe, embeds, pooled)
     _check_n_perms(n_perms)
+    family = family_of(pipe)
     n_train = pipe.scheduler.config.num_train_timesteps
     bad = [t for t in timesteps if not 0 <= t < n_train]
     if bad or not timesteps:
         raise ValueError(f"timesteps must be a non-empty list of integers in [0, {n_train}), got {list(timesteps)}")
-    batches = _with_permutations(embeds.to(pipe.device, pipe.unet.dtype), n_perms, seed)
-    latent = initial_latent(pipe, seed, height, width).to(pipe.device, pipe.unet.dtype)
+    dtype = family.denoiser(pipe).dtype
+    cond = Conditioning(embeds, pooled).to(pipe.device, dtype)
+    batches = _with_permutations(cond.tokens, n_perms, seed, _row_range(pipe, rows))
+    latent = initial_latent(pipe, seed, height, width).to(pipe.device, dtype)
     records = []
     for i, batch in enumerate(batches):
+        probe = Conditioning(batch, None if cond.pooled is None else cond.pooled[i : i + 1].expand(len(batch), -1))
         for t in timesteps:
-            out = _unet(pipe, latent, t, batch)
+            out = family.predict(pipe, latent, t, probe, height, width, _PROBE_GUIDANCE)
             records += [
                 {"prompt": i, "perm": k, "timestep": t, **differences(out[0], out[1 + k])} for k in range(n_perms)
             ]
@@ -132,7 +163,7 @@ def check_unet(
 
 
 def check_images(
-    pipe: StableDiffusionPipeline,
+    pipe: Any,
     prompts: Sequence[str],
     *,
     n_perms: int,
@@ -141,12 +172,13 @@ def check_images(
     guidance: float,
     height: int,
     width: int,
+    rows: str = "all",
 ) -> tuple[pd.DataFrame, torch.Tensor]:
-    """Rendered images of the original and row-permuted embeddings of ``prompts``.
+    """Rendered images of the original and row-permuted token sets of ``prompts``.
 
     Parameters
     ----------
-    pipe : StableDiffusionPipeline
+    pipe : diffusers pipeline of a family of :mod:`otinterp.families`
     prompts : sequence of str
     n_perms : int
         Random permutations per prompt (the same ones :func:`check_unet` draws with ``seed``).
@@ -154,6 +186,8 @@ def check_images(
         Seed of the permutations and of the initial latent.
     steps, guidance, height, width
         As in :func:`otinterp.render.render`.
+    rows : str
+        Which rows are permuted: ``"all"`` or a block name (:func:`row_scopes`).
 
     Returns
     -------
@@ -165,11 +199,13 @@ def check_images(
     """
     _check_n_perms(n_perms)
     prompts = list(prompts)
-    batches = _with_permutations(encode(pipe, prompts), n_perms, seed)
+    cond = family_of(pipe).encode(pipe, prompts)
+    batches = _with_permutations(cond.tokens, n_perms, seed, _row_range(pipe, rows))
     n = batches.shape[0]
+    pooled = None if cond.pooled is None else cond.pooled.repeat_interleave(1 + n_perms, dim=0)
     images = render(
-        pipe, batches.flatten(0, 1), seed=seed, steps=steps, guidance=guidance, height=height, width=width,
-        batch_size=1 + n_perms, disable=True,
+        pipe, batches.flatten(0, 1), pooled=pooled, seed=seed, steps=steps, guidance=guidance, height=height,
+        width=width, batch_size=1 + n_perms, disable=True,
     ).reshape(n, 1 + n_perms, 3, height, width)
     records = [
         {"prompt": prompts[i], "perm": k, **differences(images[i, 0], images[i, 1 + k])}
@@ -181,7 +217,7 @@ def check_images(
 
 @torch.inference_mode()
 def check_text_encoder(
-    pipe: StableDiffusionPipeline,
+    pipe: Any,
     prompt: str,
     *,
     seed: int,
@@ -189,44 +225,65 @@ def check_text_encoder(
     height: int = 64,
     width: int = 64,
 ) -> pd.DataFrame:
-    """Permuting a prompt's *tokens* is not permuting its embedding's rows.
+    """Permuting a prompt's *tokens* is not permuting its token set's rows.
 
-    The word tokens (between BOS and the first EOS; BOS, EOS and padding stay in place) are
-    shuffled by a permutation ``π`` that changes the token sequence. If the encoder were
-    permutation-equivariant, ``E(tokens[π]) = E(tokens)[π]`` and the token order would not matter.
+    In each block of the token set (:meth:`Family.blocks`: CLIP, T5), the word tokens (not BOS,
+    EOS or padding, which stay in place) are shuffled by a permutation ``π`` that changes the
+    token sequence; the tokenizers of one block (SDXL's and SD3's two CLIPs) share it. If the
+    encoders were permutation-equivariant, ``E(tokens[π]) = E(tokens)[π]`` and token order would
+    not matter.
 
     Parameters
     ----------
-    pipe : StableDiffusionPipeline
+    pipe : diffusers pipeline of a family of :mod:`otinterp.families`
     prompt : str
         Needs at least two distinct word tokens.
     seed : int
-        Seed of ``π`` and of the UNet's latent.
+        Seed of ``π`` and of the denoiser's latent.
     timestep : int
-        Timestep of the UNet comparisons.
+        Timestep of the denoiser comparisons.
     height, width : int
         Image size the latent stands for.
 
     Returns
     -------
     DataFrame
-        Three rows, ``prompt``, ``comparison`` and the columns of :func:`differences`:
-        ``text encoder: E(tokens[π]) vs E(tokens)[π]`` (large: not equivariant),
-        ``UNet: E[π] vs E`` (float noise: invariant) and
-        ``UNet: E(tokens[π]) vs E`` (large: token order matters to the image).
+        ``prompt``, ``comparison``, ``block`` and the columns of :func:`differences`: per block
+        ``text encoder: E(tokens[π]) vs E(tokens)[π]`` (large: not equivariant), then
+        ``UNet: E[π] vs E`` (float noise: invariant) and ``UNet: E(tokens[π]) vs E`` (large:
+        token order matters to the image), over the whole set (``block`` ``"all"``). "UNet" is
+        the denoiser, a transformer for SD3 and Flux.
     """
-    ids = tokenize(pipe, [prompt])[0]
-    perm = _token_permutation(ids, pipe.tokenizer.eos_token_id, np.random.default_rng(seed), prompt)
-    embeds = encode_ids(pipe, torch.stack([ids, ids[perm]]))
-    original, shuffled = embeds[0], embeds[1]
-    latent = initial_latent(pipe, seed, height, width).to(pipe.device, pipe.unet.dtype)
-    unet_in = torch.stack([original, original[perm], shuffled]).to(pipe.unet.dtype)
-    out = _unet(pipe, latent, timestep, unet_in)
-    return pd.DataFrame.from_records([
-        {"prompt": prompt, "comparison": ENCODER_COMPARISON, **differences(original[perm], shuffled)},
-        {"prompt": prompt, "comparison": "UNet: E[π] vs E", **differences(out[0], out[1])},
-        {"prompt": prompt, "comparison": "UNet: E(tokens[π]) vs E", **differences(out[0], out[2])},
-    ])
+    family = family_of(pipe)
+    ids = family.tokenize(pipe, [prompt])
+    rng = np.random.default_rng(seed)
+    shuffled = dict(ids)
+    blocks = family.blocks(pipe)
+    n_rows = max(rows.stop for rows, _ in blocks.values())
+    row_perm = torch.arange(n_rows)
+    for rows, names in blocks.values():
+        if names[0] not in ids:  # a block without its encoder (SD3 without T5: zeros)
+            continue
+        perm = _token_permutation(ids[names[0]][0], getattr(pipe, names[0]), rng, prompt)
+        for name in names:
+            shuffled[name] = ids[name][:, perm]
+        row_perm[rows] = rows.start + perm
+    original, permuted = family.encode_ids(pipe, ids), family.encode_ids(pipe, shuffled)
+    records = [
+        {"prompt": prompt, "comparison": ENCODER_COMPARISON, "block": block,
+         **differences(original.tokens[0, row_perm][rows], permuted.tokens[0][rows])}
+        for block, (rows, names) in blocks.items() if names[0] in ids
+    ]
+    dtype = family.denoiser(pipe).dtype
+    latent = initial_latent(pipe, seed, height, width).to(pipe.device, dtype)
+    tokens = torch.stack([original.tokens[0], original.tokens[0, row_perm], permuted.tokens[0]]).to(dtype)
+    pooled = None if original.pooled is None else torch.cat([original.pooled, original.pooled, permuted.pooled]).to(dtype)
+    out = family.predict(pipe, latent, timestep, Conditioning(tokens, pooled), height, width, _PROBE_GUIDANCE)
+    records += [
+        {"prompt": prompt, "comparison": "UNet: E[π] vs E", "block": "all", **differences(out[0], out[1])},
+        {"prompt": prompt, "comparison": "UNet: E(tokens[π]) vs E", "block": "all", **differences(out[0], out[2])},
+    ]
+    return pd.DataFrame.from_records(records)
 
 
 def verdict(unet: pd.DataFrame, images: pd.DataFrame, text_encoder: pd.DataFrame, *, rtol: float) -> str:
@@ -242,7 +299,7 @@ def verdict(unet: pd.DataFrame, images: pd.DataFrame, text_encoder: pd.DataFrame
     """
     worst_unet = unet["rel_max_diff"].max()
     worst_images = images["rel_max_diff"].max()
-    encoder = text_encoder.loc[text_encoder["comparison"] == ENCODER_COMPARISON, "rel_max_diff"].min()
+    encoder = text_encoder.loc[text_encoder["comparison"] == ENCODER_COMPARISON, "rel_max_diff"].min()  # every block
     invariant = worst_unet <= rtol and worst_images <= rtol
     return (
         f"{'PASS' if invariant and encoder > rtol else 'FAIL'}: UNet {'is' if invariant else 'is NOT'} "
@@ -276,30 +333,36 @@ def plot_pair(original: torch.Tensor, permuted: torch.Tensor, *, title: str = ""
     return fig
 
 
-def _with_permutations(embeds: torch.Tensor, n_perms: int, seed: int) -> torch.Tensor:
-    """``(N, 1 + n_perms, L, D)``: each embedding, then its rows under its own random permutations."""
-    n, rows, _ = embeds.shape
-    perms = torch.as_tensor(random_permutations(rows, n * n_perms, seed), device=embeds.device)
+def _row_range(pipe: Any, rows: str) -> slice:
+    """The rows of the token set that ``rows`` names."""
+    if rows == "all":
+        return slice(None)
+    blocks = family_of(pipe).blocks(pipe)
+    if rows not in blocks:
+        raise ValueError(f"rows must be 'all' or a block of this model ({', '.join(blocks)}), got {rows!r}")
+    return blocks[rows][0]
+
+
+def _with_permutations(embeds: torch.Tensor, n_perms: int, seed: int, rows: slice = slice(None)) -> torch.Tensor:
+    """``(N, 1 + n_perms, L, D)``: each token set, then its ``rows`` under its own random permutations."""
+    n, n_rows, _ = embeds.shape
+    index = torch.arange(n_rows)[rows]
+    perms = torch.arange(n_rows).repeat(n * n_perms, 1)
+    perms[:, index] = index[torch.as_tensor(random_permutations(len(index), n * n_perms, seed))]
+    perms = perms.to(embeds.device)
     owner = torch.arange(n, device=embeds.device).repeat_interleave(n_perms)
-    permuted = embeds[owner[:, None], perms].reshape(n, n_perms, rows, -1)
+    permuted = embeds[owner[:, None], perms].reshape(n, n_perms, n_rows, -1)
     return torch.cat([embeds[:, None], permuted], dim=1)
 
 
-def _unet(pipe: StableDiffusionPipeline, latent: torch.Tensor, t: int, embeds: torch.Tensor) -> torch.Tensor:
-    """Noise prediction ``(B, C, h, w)`` in float32 for one ``(1, C, h, w)`` latent and ``B`` embeddings."""
-    timestep = torch.tensor(t, device=pipe.device)
-    out = pipe.unet(latent.expand(embeds.shape[0], -1, -1, -1), timestep, encoder_hidden_states=embeds).sample
-    return out.float()
-
-
-def _token_permutation(ids: torch.Tensor, eos: int, rng: np.random.Generator, prompt: str) -> torch.Tensor:
+def _token_permutation(ids: torch.Tensor, tokenizer: Any, rng: np.random.Generator, prompt: str) -> torch.Tensor:
     """A permutation of all positions that shuffles the word tokens and changes the sequence."""
-    n_words = int((ids == eos).nonzero()[0]) - 1
-    if len(set(ids[1 : 1 + n_words].tolist())) < 2:
+    words = word_positions(tokenizer, ids)
+    if len(set(ids[words].tolist())) < 2:
         raise ValueError(f"prompt {prompt!r} has fewer than two distinct tokens: permuting them changes nothing")
     perm = torch.arange(len(ids))
     while torch.equal(ids[perm], ids):
-        perm[1 : 1 + n_words] = 1 + torch.as_tensor(rng.permutation(n_words))
+        perm[words] = words[torch.as_tensor(rng.permutation(len(words)))]
     return perm
 
 

@@ -1,4 +1,7 @@
-"""Prompt embeddings as Stable Diffusion 1.5 computes them (SPEC 1).
+"""Prompt embeddings as Stable Diffusion 1.x/2.x compute them (docs/definitions.md).
+
+The other families' token sets and global vectors come from :mod:`otinterp.families`
+(``family_of(pipe).encode``); this module is the SD 1.x/2.x case, which that family uses.
 
 ``E(p)`` is the last hidden state of the pipeline's CLIP text encoder for the prompt tokenized as
 SD 1.5 does: BOS, tokens, EOS, padded with EOS to 77, truncated to 77 (with a warning naming the
@@ -7,11 +10,12 @@ prompt). It equals diffusers' ``pipe.encode_prompt`` for the same prompt (no cli
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import torch
 from diffusers import StableDiffusionPipeline
+
+from otinterp.families.base import tokenize_with
 
 __all__ = ["tokenize", "encode_ids", "encode", "uncond_embedding"]
 
@@ -37,20 +41,7 @@ def tokenize(pipe: StableDiffusionPipeline, prompts: Sequence[str]) -> torch.Ten
         Naming every prompt longer than the context, which is truncated to BOS, its first 75
         tokens and EOS (what SD does).
     """
-    prompts = _check_prompts(prompts)
-    tokenizer = pipe.tokenizer
-    max_length = tokenizer.model_max_length
-    lengths = [len(ids) for ids in tokenizer(prompts, verbose=False).input_ids]
-    truncated = [p for p, n in zip(prompts, lengths) if n > max_length]
-    if truncated:
-        warnings.warn(
-            f"{len(truncated)} prompt(s) longer than {max_length} tokens truncated, as Stable Diffusion does: "
-            + ", ".join(map(repr, truncated)),
-            stacklevel=2,
-        )
-    return tokenizer(
-        prompts, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt"
-    ).input_ids
+    return tokenize_with(pipe.tokenizer, prompts, pipe.tokenizer.model_max_length)
 
 
 @torch.inference_mode()
@@ -67,6 +58,11 @@ def encode_ids(pipe: StableDiffusionPipeline, ids: torch.Tensor) -> torch.Tensor
     embeds : (N, 77, D) tensor
         On the pipeline's device, in the text encoder's dtype.
     """
+    if not isinstance(pipe, StableDiffusionPipeline):
+        raise TypeError(
+            f"otinterp.text encodes for SD 1.x/2.x only, not {type(pipe).__name__}: use "
+            f"otinterp.families.family_of(pipe).encode(pipe, prompts) (token set and global vector)"
+        )
     if ids.ndim != 2:
         raise ValueError(f"token ids must be a 2-D (prompts, positions) tensor, got shape {tuple(ids.shape)}")
     return pipe.text_encoder(ids.to(pipe.device))[0]
@@ -103,15 +99,3 @@ def uncond_embedding(pipe: StableDiffusionPipeline) -> torch.Tensor:
         On the pipeline's device, in the text encoder's dtype.
     """
     return encode(pipe, [""])
-
-
-def _check_prompts(prompts: Sequence[str]) -> list[str]:
-    if isinstance(prompts, str):
-        raise TypeError(f"prompts must be a sequence of strings, not one string: {prompts!r}; wrap it in a list")
-    prompts = list(prompts)
-    if not prompts:
-        raise ValueError("no prompts given")
-    bad = [p for p in prompts if not isinstance(p, str)]
-    if bad:
-        raise TypeError(f"prompts must be strings, got {bad[0]!r} ({type(bad[0]).__name__})")
-    return prompts

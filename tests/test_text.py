@@ -69,3 +69,8 @@ def test_bad_prompts_are_clear_errors(tiny):
         encode(tiny, ["a cat"], batch_size=0)
     with pytest.raises(ValueError, match=r"token ids must be a 2-D .* got shape \(77,\)"):
         encode_ids(tiny, torch.zeros(77, dtype=torch.long))
+
+
+def test_other_families_are_sent_to_their_family_encoder():
+    with pytest.raises(TypeError, match="SD 1.x/2.x only, not StableDiffusionXLPipeline: use otinterp.families"):
+        encode(load_pipeline("sdxl-tiny"), ["a photo of a cat"])
