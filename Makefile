@@ -57,7 +57,7 @@ $(NB_OUT)/%.ipynb: notebooks/%.ipynb $(PARAMS) $(PACKAGE) $(STAMP)
 INPUTS := $(shell $(SETTINGS) --inputs $(PARAMS))
 $(NB_OUT)/01_dataset.ipynb: $(wildcard $(INPUTS))
 $(NB_OUT)/02_experiment.ipynb: $(NB_OUT)/01_dataset.ipynb
-$(filter-out $(NB_OUT)/0[012]_%,$(EXECUTED)): $(NB_OUT)/02_experiment.ipynb
+$(filter-out $(NB_OUT)/00_% $(NB_OUT)/01_% $(NB_OUT)/02_%,$(EXECUTED)): $(NB_OUT)/02_experiment.ipynb
 endif
 
 # Compare finished runs side by side (notebook 06): make compare

@@ -31,7 +31,7 @@ __all__ = [
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: Model specs that :mod:`otinterp.models` builds offline with seeded random weights.
-RANDOM_WEIGHT_MODELS = ("tiny", "sd15-random")
+RANDOM_WEIGHT_MODELS = ("tiny", "sd15-random", "sd21-tiny", "sdxl-tiny", "sd3-tiny", "flux-tiny")
 
 #: What every image, figure and table made from such a model must say.
 RANDOM_WEIGHTS_NOTE = "random weights: images and numbers mean nothing"
