@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from otinterp import couplings as C
 from otinterp.data import balanced_subset, check_unique_ids, read_pairs, require_columns
+from otinterp.families import Conditioning, family_of
 from otinterp.io import atomic_write
 from otinterp.params import Params, load as load_params, parse_overrides
 from otinterp.ppl import load_lpips, path_measures
@@ -51,7 +52,7 @@ from otinterp.results import (
 __all__ = [
     "REQUIRED_COLUMNS", "check_pairs", "select_pairs", "images_per_pair", "parse_shard", "shard_from_env",
     "in_shard", "path_embeddings", "render_unit", "pipeline_for", "with_batch_size", "render_pairs",
-    "encode_cached", "plan", "run", "load_results", "main",
+    "encode_cached", "plan", "describe_plan", "run", "load_results", "family_of", "main",
 ]
 
 #: Columns the experiment needs in a pair table (notebook 01's ``pairs.parquet`` has these and more).
@@ -201,7 +202,8 @@ def pipeline_for(params: Params):
     and the speed options ``channels_last`` and ``compile_unet`` applied."""
     from otinterp.models import load_pipeline, prepare_for_speed
 
-    pipe = load_pipeline(params.model, device=params.device, dtype=params.dtype, scheduler=params.scheduler)
+    pipe = load_pipeline(params.model, device=params.device, dtype=params.dtype, scheduler=params.scheduler,
+                         config=params.model_config)
     pipe.set_progress_bar_config(disable=True)
     return prepare_for_speed(pipe, channels_last=params.channels_last, compile_unet=params.compile_unet)
 
@@ -220,7 +222,6 @@ def render_pairs(params: Params, pairs: pd.DataFrame, *, pipe=None, seed: int | 
 
     Returns ``{pair_id: {coupling: {"perm", "cost", "images"}}}`` for latent ``seed`` (default the first).
     """
-    from otinterp.families import family_of
 
     pipe = pipe if pipe is not None else pipeline_for(params)
     params = with_batch_size(params, pipe)
@@ -245,7 +246,6 @@ def encode_cached(pipe, prompts: Sequence[str], cache_dir: str | Path, model_key
     Files are keyed by ``model_key`` and a SHA-256 of the prompt and written atomically.
     Returns ``{prompt: Conditioning}`` with ``tokens (L, D)`` and ``pooled (P,)`` or None, on the CPU.
     """
-    from otinterp.families import Conditioning, family_of
 
     folder = Path(cache_dir) / model_key
     folder.mkdir(parents=True, exist_ok=True)
@@ -379,8 +379,6 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
     record = start_record(out_dir, params, pairs, shard)
     n_images, t0, busy = 0, time.perf_counter(), 0
     if todo:
-        from otinterp.families import family_of
-
         pipe = pipe if pipe is not None else pipeline_for(params)
         params = with_batch_size(params, pipe)
         family = family_of(pipe)

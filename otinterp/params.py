@@ -45,6 +45,7 @@ class Params:
     profile: str = "smoke"
     seed: int = 0
     model: str = "tiny"
+    model_config: Optional[str] = None  # a local diffusers folder that lets a single-file checkpoint load offline
     device: str = "cpu"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     run_dir: Optional[str] = None      # None: runs/<profile>
@@ -202,7 +203,7 @@ RESULT_FIELDS = (
 #: Fields holding file-system paths (relative ones are relative to the repository root).
 PATH_FIELDS = tuple(
     f.name for f in dataclasses.fields(Params)
-    if f.name.endswith(("_path", "_paths", "_dir", "_csv"))
+    if f.name.endswith(("_path", "_paths", "_dir", "_csv", "_config"))
 )
 
 

@@ -372,3 +372,25 @@ def test_cli_runs_a_shard_and_a_dry_run(tmp_path, pairs):
     assert "pair-dog" in set(experiment.load_results(tmp_path / "res")["pair_id"])
     bad = subprocess.run(cmd + ["--set", "steps=0"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "steps" in bad.stderr
+
+
+@pytest.mark.parametrize("spec", ["sd21-tiny", "sdxl-tiny", "sd3-tiny", "flux-tiny"])
+def test_every_family_runs_the_experiment(tmp_path, spec, lpips_model, pairs):
+    p = P.replace(model=spec, n_intervals=2, steps=2, guidance=0.0 if spec == "flux-tiny" else 5.0)
+    pipe = load_pipeline(spec)
+    got = experiment.run(p, pairs.iloc[:2], tmp_path, pipe=pipe, lpips_model=lpips_model, disable=True)
+    assert len(got) == 2 * 3 and set(got["family"]) == {experiment.family_of(pipe).name}
+    for _, rows in got.groupby("pair_id"):
+        cost = rows.set_index("coupling")["cost"]
+        assert cost["ot"] == pytest.approx(rows["w2"].iloc[0]) and (cost >= cost["ot"] - 1e-9).all()
+    assert np.isfinite(got["ppl"]).all() and (got["ppl"] > 0).all()
+    cond = experiment.encode_cached(pipe, [pairs.prompt_a[0], pairs.prompt_b[0]], tmp_path / "enc", "k")
+    a, b = cond[pairs.prompt_a[0]], cond[pairs.prompt_b[0]]
+    paths = experiment.path_embeddings(a.tokens, b.tokens, "pair-cat", seed=0, n_intervals=4,
+                                       pooled=None if a.pooled is None else (a.pooled, b.pooled))
+    if spec in ("sd21-tiny",):
+        assert a.pooled is None and all(v["pooled"] is None for v in paths.values())
+    else:  # the global vector moves linearly from A's to B's, the same for every coupling
+        first = paths["ot"]["pooled"]
+        torch.testing.assert_close(first[1], (a.pooled + b.pooled) / 2)
+        assert all(torch.equal(v["pooled"], first) for v in paths.values())
