@@ -132,7 +132,7 @@ def test_a_profile_line_that_disagrees_with_the_file_name_is_an_error(tmp_path):
 
 
 def test_unknown_profile_names_the_existing_ones():
-    with pytest.raises(FileNotFoundError, match=r"unknown profile 'nope'.*profiles: .*paper, smoke"):
+    with pytest.raises(FileNotFoundError, match=r"unknown profile .nope.*profiles: demo, flux, paper, sd21, sd3, sdxl, smoke"):
         params.load("nope")
     assert params.for_notebook("smoke", {"seed": 2}).seed == 2
 
@@ -166,3 +166,20 @@ def test_check_command_fails_in_one_line(tmp_path):
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
     ok = subprocess.run([sys.executable, "-m", "otinterp.params", "--check", "smoke"], capture_output=True, text=True)
     assert ok.returncode == 0 and "profile smoke: model tiny" in ok.stdout
+
+
+def test_demo_profile_is_the_paper_on_the_bundled_pairs():
+    from otinterp import data
+
+    demo, paper = params.load("demo"), params.load("paper")
+    same = ("model", "n_intervals", "steps", "guidance", "height", "width", "dtype", "lpips_backbone", "scheduler")
+    assert {k: getattr(demo, k) for k in same} == {k: getattr(paper, k) for k in same}
+    assert demo.pairs_source == "bundled" and demo.run_dir.endswith("runs/demo")
+    pairs = data.pairs_table(demo)
+    assert sorted(pairs["pair_id"]) == sorted(data.bundled_pairs()["pair_id"])
+
+
+@pytest.mark.parametrize("profile", ["sd21", "sdxl", "sd3", "flux", "demo", "paper", "smoke"])
+def test_every_shipped_profile_validates(profile):
+    p = params.load(profile)
+    assert p.profile == profile and p.run_dir.endswith(f"runs/{profile}")
