@@ -3,7 +3,7 @@
 For every caption pair: encode both prompts into their token sets (and global vectors, for the
 families that have one), pair the rows by each coupling, render the images ``I_0..I_K`` of each
 path from a fixed initial latent, and measure the path with LPIPS (PPL and the measures of
-docs/definitions.md, "Path measures"). The two endpoint images are rendered once per pair and
+docs/definitions.md §4). The two endpoint images are rendered once per pair and
 latent and shared by every coupling: ``X_K = Y[σ]`` renders as ``Y`` because the denoiser is
 invariant to the order of the token rows.
 

@@ -1,4 +1,4 @@
-"""The results folder: a manifest of the settings, parts of rows, claims, provenance (docs/definitions.md, "Runs").
+"""The results folder: a manifest of the settings, parts of rows, claims, provenance (docs/definitions.md §11).
 
 A results folder is tied to the settings that decide the numbers (:meth:`Params.result_key`) and
 to nothing else: the pair table may grow, shrink or change between runs. Its layout::

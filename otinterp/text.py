@@ -1,4 +1,4 @@
-"""Prompt embeddings as Stable Diffusion 1.x/2.x compute them (docs/definitions.md).
+"""Prompt embeddings as Stable Diffusion 1.x/2.x compute them (docs/definitions.md §1).
 
 The other families' token sets and global vectors come from :mod:`otinterp.families`
 (``family_of(pipe).encode``); this module is the SD 1.x/2.x case, which that family uses.

@@ -1,4 +1,4 @@
-"""Caption pairs by similarity group: the data of the experiment (docs/definitions.md, data).
+"""Caption pairs by similarity group: the data of the experiment (docs/definitions.md §5–§6).
 
 A *pair table* has one row per prompt pair and the columns :data:`PAIR_COLUMNS`:
 

@@ -1,4 +1,4 @@
-"""Similarity groups and the normalised text and ids of prompt pairs (docs/definitions.md, data)."""
+"""Similarity groups and the normalised text and ids of prompt pairs (docs/definitions.md §5–§6)."""
 
 from __future__ import annotations
 

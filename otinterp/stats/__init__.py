@@ -4,7 +4,7 @@ Karris, Durell, Flores and Emerson, "Which Way from B to A: The role of embeddin
 image interpolation for Stable Diffusion" (arXiv:2511.12757, 2025), compare the OT coupling with
 the CLIP and random couplings within each similarity group by the Wilcoxon signed-rank test on
 the per-pair differences of PPL and of coupling cost (their Table 1), and state four hypotheses
-(section 3) that this package turns into computed verdicts (docs/definitions.md, statistics).
+(section 3) that this package turns into computed verdicts (docs/definitions.md §8–§9).
 
 :mod:`~otinterp.stats.paired`
     per-pair tables, Wilcoxon tests per group with marks directed by the test, Table 1.

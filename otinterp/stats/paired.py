@@ -7,7 +7,7 @@ metrics (``ppl``, ``cost``, ``w2``, ``cost_ratio``). Pairs are matched across co
 A pair without a row for a coupling, a duplicated row or a NaN value is an error that names the
 pair, never a silent drop. Couplings are any of :data:`PATHS` present, ``"ot"`` the reference.
 
-Choices the paper leaves open (docs/definitions.md, statistics)
+Choices the paper leaves open (docs/definitions.md §8–§9)
 ---------------------------------------------------------------
 - Wilcoxon: :func:`scipy.stats.wilcoxon` with ``zero_method="wilcox"`` (zero differences are
   discarded) and ``method="auto"``. ``statistic`` is the two-sided statistic ``min(T+, T−)``.
