@@ -72,7 +72,7 @@ def test_results_cover_every_pair_and_coupling(smoke_run):
 
 
 @pytest.mark.parametrize("name", ["tests_ppl.csv", "tests_cost.csv", "table1.csv", "table1.md", "table1.tex",
-                                  "table1_disjoint.csv", "hypothesis_tests.csv",
+                                  "table1_disjoint.csv", "hypothesis_tests.csv", "measures.csv",
                                   "hypotheses.csv"])
 def test_statistics_tables(smoke_run, name):
     nonempty(smoke_run.run / "tables" / name)
