@@ -11,8 +11,14 @@ with the CLIP coupling for contrast), animated by :func:`write_animations` (GIF 
 paths side by side) and browsed in JupyterLab with :class:`Explorer` (prompt boxes, the path,
 a slider over ``t``; every exploration is cached, so moving the slider never re-renders).
 
-Every call into the model (text encoder, tokenizer, renderer, LPIPS) is in the section "model
-layer" below, so another model family needs changes there only.
+Every model family works alike (SD 1.x/2.x, SDXL, SD3, Flux: :mod:`otinterp.families`): the
+prompts are encoded by the family into a token set and, where the family has one, a global vector;
+the paths pair and interpolate the token rows and interpolate the global vector linearly, the same
+for every path, exactly as the experiment does (:func:`otinterp.experiment.path_embeddings`);
+guidance uses the family's fixed unconditional input; and the coupling plot labels each row with
+its tokenizer's string, block by block (SD3: its 77 CLIP rows, then ``T5:``-prefixed T5 rows).
+Every call into the model (text encoder, tokenizers, renderer, LPIPS) is in the section "model
+layer" below.
 
 Command line::
 
@@ -33,7 +39,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +48,9 @@ import otinterp
 from otinterp import couplings as C
 from otinterp import plots
 from otinterp.params import Params
+
+if TYPE_CHECKING:
+    from otinterp.families import Conditioning
 
 __all__ = [
     "Exploration", "explore", "explore_seeds", "load_models", "prompt_tokens", "measure_rows",
@@ -67,29 +76,74 @@ def load_models(params: Params) -> tuple[Any, torch.nn.Module]:
 
 
 def prompt_tokens(pipe: Any, prompt: str) -> list[str]:
-    """The tokenizer's strings of ``prompt``, one per embedding row (BOS, words, EOS, padding)."""
-    from otinterp.text import tokenize
+    """The tokenizer's strings of ``prompt``, one per row of its token set (BOS, words, EOS, padding).
 
-    return pipe.tokenizer.convert_ids_to_tokens(tokenize(pipe, [prompt])[0].tolist())
+    The rows are labelled block by block (:meth:`otinterp.families.Family.blocks`), each block by
+    the first of its tokenizers (SDXL's two CLIP tokenizers split a prompt alike). With several
+    blocks every string is prefixed with its block's name: SD3's ``77`` CLIP rows ``"CLIP:a</w>"``
+    followed by its T5 rows ``"T5:▁a"``. A block whose tokenizer the pipeline lacks (SD3 without
+    T5, whose rows are zeros) is labelled ``"<zeros>"``.
+
+    Returns
+    -------
+    tokens : (L,) list of str
+    """
+    from otinterp.families import family_of
+
+    family = family_of(pipe)
+    ids = family.tokenize(pipe, [prompt])
+    blocks = family.blocks(pipe)
+    labels = []
+    for block, (rows, tokenizers) in blocks.items():
+        present = [name for name in tokenizers if name in ids]
+        n_rows = rows.stop - rows.start
+        if present:
+            strings = getattr(pipe, present[0]).convert_ids_to_tokens(ids[present[0]][0].tolist())
+        else:
+            strings = ["<zeros>"] * n_rows
+        if len(strings) != n_rows:
+            raise ValueError(f"block {block!r} has {n_rows} rows but its tokenizer gives {len(strings)} tokens")
+        labels += [f"{block}:{s}" for s in strings] if len(blocks) > 1 else strings
+    return labels
 
 
-def _encode(pipe: Any, prompts: Sequence[str]) -> torch.Tensor:
-    """Prompt embeddings ``(N, L, D)``, on the CPU in float32."""
-    from otinterp.text import encode
+def _encode(pipe: Any, prompts: Sequence[str]) -> Conditioning:
+    """The family's conditioning of ``prompts``: ``tokens (N, L, D)``, ``pooled (N, P)`` or None, CPU float32."""
+    from otinterp.families import family_of
 
-    return encode(pipe, prompts).detach().float().cpu()
+    return family_of(pipe).encode(pipe, prompts).to("cpu", torch.float32)
 
 
-def _render(pipe: Any, embeds: torch.Tensor, params: Params, seed: int) -> torch.Tensor:
-    """Images ``(N, 3, H, W)`` in ``[0, 1]`` of ``embeds`` from the initial latent of ``seed``."""
-    from otinterp.render import largest_batch_size, render
-    from otinterp.text import uncond_embedding
+def _render_paths(pipe: Any, cond_a: Conditioning, cond_b: Conditioning, pair_id: str, params: Params, *,
+                  frames: int, seed: int, paths: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each path's pairing, cost, ``W2`` and images ``(frames, 3, H, W)`` in ``[0, 1]``.
 
-    batch_size = params.batch_size
-    if batch_size == "auto":
-        batch_size = largest_batch_size(pipe, height=params.height, width=params.width)
-    return render(pipe, embeds, seed=seed, steps=params.steps, guidance=params.guidance, height=params.height,
-                  width=params.width, batch_size=batch_size, uncond=uncond_embedding(pipe), disable=True)
+    The path points are the experiment's (:func:`otinterp.experiment.path_embeddings` with
+    ``K = frames − 1``: the global vector interpolated linearly, alike for every path), rendered as
+    the experiment does: the two endpoints in one call, each path's interior in a call of its own,
+    with the family's fixed unconditional input. So a path's images never depend on the other paths.
+    """
+    from otinterp.experiment import path_embeddings, with_batch_size
+    from otinterp.families import family_of
+    from otinterp.render import render
+
+    params = with_batch_size(params, pipe)
+    uncond = family_of(pipe).unconditional(pipe)
+    pooled = None if cond_a.pooled is None else (cond_a.pooled, cond_b.pooled)
+    built = path_embeddings(cond_a.tokens, cond_b.tokens, pair_id, seed=params.seed, n_intervals=frames - 1,
+                            couplings=paths, pooled=pooled)
+
+    def draw(tokens: torch.Tensor, pooled_batch: torch.Tensor | None) -> torch.Tensor:
+        if len(tokens) == 0:  # two frames: the endpoints only
+            return torch.empty((0, 3, params.height, params.width))
+        return render(pipe, tokens, pooled=pooled_batch, seed=seed, steps=params.steps, guidance=params.guidance,
+                      height=params.height, width=params.width, batch_size=params.batch_size, uncond=uncond,
+                      disable=True)
+
+    ends = draw(torch.stack([cond_a.tokens, cond_b.tokens]), None if pooled is None else torch.stack(pooled))
+    for path in built.values():
+        path["images"] = torch.cat([ends[:1], draw(path.pop("interior"), path.pop("pooled")), ends[1:]])
+    return built
 
 
 def _measures(images: torch.Tensor, lpips_model: torch.nn.Module, params: Params) -> dict[str, np.ndarray]:
@@ -166,7 +220,7 @@ def explore(pipe: Any, lpips_model: torch.nn.Module, prompt_a: str, prompt_b: st
 
     Parameters
     ----------
-    pipe : StableDiffusionPipeline
+    pipe : diffusers pipeline of a family of :mod:`otinterp.families`
         From :func:`load_models`.
     lpips_model : LPIPS module
         From :func:`load_models`.
@@ -186,25 +240,22 @@ def explore(pipe: Any, lpips_model: torch.nn.Module, prompt_a: str, prompt_b: st
     Returns
     -------
     Exploration
-        The endpoint images are rendered once and shared: ``2 + len(paths) (frames − 2)`` renders.
+        The endpoint images are rendered once and shared: ``2 + len(paths) (frames − 2)`` renders,
+        the endpoints in one call and each path's interior in one of its own, as in the experiment:
+        with ``frames = n_intervals + 1`` a path's images are the experiment's.
     """
     if not isinstance(frames, int) or frames < 2:
         raise ValueError(f"frames must be an integer >= 2 (the two endpoints at least), got {frames!r}")
     paths = _check_paths(paths)
     seed = params.latent_seeds[0] if seed is None else seed
     pair_id = f"{prompt_a}\t{prompt_b}" if pair_id is None else pair_id
-    x, y = _encode(pipe, [prompt_a, prompt_b])
-    xa, ya = x.double().numpy(), y.double().numpy()
-    rng = C.pair_rng(params.seed, pair_id)
-    perms = {p: C.path_coupling(p, xa, ya, rng if p == "random" else None) for p in paths}
-    ts = np.arange(frames) / (frames - 1)
-    interior = [C.path_points(p, x, y, ts[1:-1], perm=perms[p]) for p in paths]
-    rendered = _render(pipe, torch.cat([x[None], y[None], *interior]), params, seed)
-    start, end, inner = rendered[0], rendered[1], rendered[2:].reshape(len(paths), frames - 2, *rendered.shape[1:])
-    images = {p: torch.cat([start[None], inner[i], end[None]]) for i, p in enumerate(paths)}
+    cond = _encode(pipe, [prompt_a, prompt_b])
+    tokens = (prompt_tokens(pipe, prompt_a), prompt_tokens(pipe, prompt_b))
+    if len(tokens[0]) != cond.tokens.shape[1]:
+        raise ValueError(f"{len(tokens[0])} token labels for a token set of {cond.tokens.shape[1]} rows")
+    rendered = _render_paths(pipe, cond[0], cond[1], pair_id, params, frames=frames, seed=seed, paths=paths)
+    images = {p: rendered[p]["images"] for p in paths}
     scored = _measures(torch.stack(list(images.values())), lpips_model, params)
-    w2 = C.wasserstein2(xa, ya)
-    costs = {p: C.path_cost(p, xa, ya, perms[p]) for p in paths}
     measures = {
         p: {"distances": scored["distances"][i].tolist(),
             **{name: float(scored[name][i]) for name in ("ppl", "max_step", "total_length", "smoothness",
@@ -212,8 +263,9 @@ def explore(pipe: Any, lpips_model: torch.nn.Module, prompt_a: str, prompt_b: st
         for i, p in enumerate(paths)
     }
     return Exploration(prompts=(prompt_a, prompt_b), pair_id=pair_id, model=params.model, caveat=params.caveat,
-                       seed=seed, ts=ts, tokens=(prompt_tokens(pipe, prompt_a), prompt_tokens(pipe, prompt_b)),
-                       perms=perms, costs=costs, w2=w2, images=images, measures=measures)
+                       seed=seed, ts=np.arange(frames) / (frames - 1), tokens=tokens,
+                       perms={p: rendered[p]["perm"] for p in paths}, costs={p: rendered[p]["cost"] for p in paths},
+                       w2=next(iter(rendered.values()))["w2"], images=images, measures=measures)
 
 
 def explore_seeds(pipe: Any, lpips_model: torch.nn.Module, prompt_a: str, prompt_b: str, params: Params, *,

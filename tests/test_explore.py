@@ -1,4 +1,4 @@
-"""The explorer: one pair's four paths on the tiny model, its files, figures and widget cache."""
+"""The explorer: one pair's four paths on the tiny models of every family, its files, figures and widget cache."""
 
 import json
 
@@ -115,8 +115,7 @@ def test_paths_share_their_endpoints_and_slerp_leaves_the_couplings_unchanged(mo
     for p in COUPLINGS:
         np.testing.assert_array_equal(without.perms[p], ex.perms[p])
         assert without.costs[p] == ex.costs[p]
-        # another batch shape: equal up to float rounding (see otinterp.render)
-        torch.testing.assert_close(without.images[p], ex.images[p], atol=1e-5, rtol=0)
+        assert torch.equal(without.images[p], ex.images[p])  # each path is rendered in a batch of its own
 
 
 def test_explorer_renders_each_prompt_pair_once(exploration, params):
@@ -175,3 +174,52 @@ def test_pair_id_takes_the_run_pairs_prompts_and_random_coupling(tmp_path, model
     np.testing.assert_array_equal(ex.perms["random"], random_coupling(77, pair_rng(params.seed, pid)))
     with pytest.raises(SystemExit):
         E.main(["--pair-id", "no-such-pair", "--set", f"run_dir={tmp_path / 'run'}"])
+
+
+@pytest.mark.parametrize("model, rows", [("sdxl-tiny", 77), ("flux-tiny", 256)])
+def test_command_line_runs_on_families_with_a_global_vector(tmp_path, model, rows):
+    E.main([A, B, "--frames", "3", "--set", f"model={model}", "--set", "steps=1", "--out", str(tmp_path)])
+    record = json.loads((tmp_path / "measures.json").read_text())
+    assert record["model"] == model
+    assert [r["path"] for r in record["rows"]] == list(PATHS)
+    assert len(record["tokens_a"]) == len(record["tokens_b"]) == rows
+    for row in record["rows"]:
+        assert len(row["distances"]) == 2
+        assert all(np.isfinite(row[name]) for name in ("ppl", "cost", "w2", "path_efficiency"))
+    assert {"coupling.png", "paths_seed0.gif", "paths_seed0.mp4", "strips_seed0.png"} <= {
+        p.name for p in tmp_path.iterdir()}
+
+
+def test_token_labels_follow_the_family_blocks():
+    from otinterp.families import family_of
+    from otinterp.models import load_pipeline
+
+    sd3 = load_pipeline("sd3-tiny")
+    ids = family_of(sd3).tokenize(sd3, [A])
+    clip = sd3.tokenizer.convert_ids_to_tokens(ids["tokenizer"][0].tolist())
+    t5 = sd3.tokenizer_3.convert_ids_to_tokens(ids["tokenizer_3"][0].tolist())
+    labels = E.prompt_tokens(sd3, A)
+    assert labels == [f"CLIP:{t}" for t in clip] + [f"T5:{t}" for t in t5]
+    assert len(clip) == 77 and len(labels) == family_of(sd3).encode(sd3, [A]).tokens.shape[1]
+    flux = load_pipeline("flux-tiny")  # one block, T5's: no prefix
+    t5_ids = family_of(flux).tokenize(flux, [A])["tokenizer_2"][0].tolist()
+    assert E.prompt_tokens(flux, A) == flux.tokenizer_2.convert_ids_to_tokens(t5_ids)
+
+
+def test_paths_are_the_experiments_on_a_family_with_a_global_vector():
+    """Same points (global vector interpolated alike for every path), unconditional input and batches:
+    with ``frames = n_intervals + 1`` the explorer's images are the experiment's, bit for bit."""
+    from otinterp.experiment import render_unit
+    from otinterp.families import family_of
+
+    params = E.profile_params("smoke", {"model": "sdxl-tiny", "steps": 1, "n_intervals": 3})
+    pipe, lpips_model = E.load_models(params)
+    ex = E.explore(pipe, lpips_model, A, B, params, frames=4, paths=COUPLINGS, pair_id="p1")
+    cond = family_of(pipe).encode(pipe, [A, B])
+    unit = render_unit(pipe, cond[0], cond[1], "p1", params, seed=0, couplings=COUPLINGS,
+                       uncond=family_of(pipe).unconditional(pipe))
+    for p in COUPLINGS:
+        np.testing.assert_array_equal(ex.perms[p], unit[p]["perm"])
+        assert ex.costs[p] == unit[p]["cost"] and ex.w2 == unit[p]["w2"]
+        assert torch.equal(ex.images[p], unit[p]["images"])
+    assert not torch.equal(ex.images["ot"][1], ex.images["clip"][1])
