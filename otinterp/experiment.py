@@ -186,9 +186,11 @@ def render_unit(pipe, cond_a, cond_b, pair_id: str, params: Params, *, seed: int
                             couplings=couplings, pooled=pooled)
 
     def draw(tokens: torch.Tensor, pooled_batch: torch.Tensor | None) -> torch.Tensor:
-        extra = {} if pooled_batch is None else {"pooled": pooled_batch}
-        return render(pipe, tokens, seed=seed, steps=params.steps, guidance=params.guidance, height=params.height,
-                      width=params.width, batch_size=params.batch_size, uncond=uncond, disable=True, **extra)
+        if len(tokens) == 0:  # K = 1: the endpoints only
+            return torch.empty((0, 3, params.height, params.width))
+        return render(pipe, tokens, pooled=pooled_batch, seed=seed, steps=params.steps, guidance=params.guidance,
+                      height=params.height, width=params.width, batch_size=params.batch_size, uncond=uncond,
+                      disable=True)
 
     ends = draw(torch.stack([cond_a.tokens, cond_b.tokens]),
                 None if pooled is None else torch.stack(pooled))

@@ -123,27 +123,12 @@ def _render_paths(pipe: Any, cond_a: Conditioning, cond_b: Conditioning, pair_id
     the experiment does: the two endpoints in one call, each path's interior in a call of its own,
     with the family's fixed unconditional input. So a path's images never depend on the other paths.
     """
-    from otinterp.experiment import path_embeddings, with_batch_size
+    from otinterp.experiment import render_unit, with_batch_size
     from otinterp.families import family_of
-    from otinterp.render import render
 
-    params = with_batch_size(params, pipe)
-    uncond = family_of(pipe).unconditional(pipe)
-    pooled = None if cond_a.pooled is None else (cond_a.pooled, cond_b.pooled)
-    built = path_embeddings(cond_a.tokens, cond_b.tokens, pair_id, seed=params.seed, n_intervals=frames - 1,
-                            couplings=paths, pooled=pooled)
-
-    def draw(tokens: torch.Tensor, pooled_batch: torch.Tensor | None) -> torch.Tensor:
-        if len(tokens) == 0:  # two frames: the endpoints only
-            return torch.empty((0, 3, params.height, params.width))
-        return render(pipe, tokens, pooled=pooled_batch, seed=seed, steps=params.steps, guidance=params.guidance,
-                      height=params.height, width=params.width, batch_size=params.batch_size, uncond=uncond,
-                      disable=True)
-
-    ends = draw(torch.stack([cond_a.tokens, cond_b.tokens]), None if pooled is None else torch.stack(pooled))
-    for path in built.values():
-        path["images"] = torch.cat([ends[:1], draw(path.pop("interior"), path.pop("pooled")), ends[1:]])
-    return built
+    params = with_batch_size(params, pipe).replace(n_intervals=frames - 1)
+    return render_unit(pipe, cond_a, cond_b, pair_id, params, seed=seed, couplings=paths,
+                       uncond=family_of(pipe).unconditional(pipe))
 
 
 def _measures(images: torch.Tensor, lpips_model: torch.nn.Module, params: Params) -> dict[str, np.ndarray]:
