@@ -7,12 +7,13 @@ shared by every coupling, then each path's ``K − 1`` interior points, batched 
 (``2 + len(couplings) (K − 1)`` images per pair).
 
 Both render the same pairs with the same model, latent and paths. They run alternately,
-``--repeats`` times each, and the medians are reported: images/s, completed paths/s and their
+``--repeats`` times each (the naive loop with the first batch size only), and the medians are reported: images/s, completed paths/s and their
 ratio, the achieved TFLOP/s (the FLOPs of one image counted with ``torch.utils.flop_counter``),
 the share of LPIPS and of the OT couplings in the experiment's time per pair and, on a CUDA device
 only, the fraction of the GPU's dense peak.
 
-``--json PATH`` adds one record per batch size to the JSON list in ``PATH`` (created if missing).
+``--json PATH`` adds one record per batch size to the JSON list in ``PATH`` (created if missing),
+as soon as that batch size is measured.
 Each record has, at its top level, the keys a run's time estimate matches on (``images_per_s``,
 ``device_name``, ``model``, ``height``, ``width``, ``steps``, ``dtype``, ``scheduler``) and the
 rest of the measurement.
@@ -223,22 +224,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     cond = {text: encoded[i] for i, text in enumerate(prompts)}
     units = [(pid, cond[a], cond[b]) for pid, a, b in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
     setting = {b: experiment.with_batch_size(base.replace(batch_size=b), pipe) for b in args.batch_size}
-    ways: dict[str, tuple[Callable, params.Params]] = {f"otinterp batch {b}": (otinterp_unit, p) for b, p in setting.items()}
-    if args.naive == "on":
-        ways = {"naive (batch 1)": (naive_unit, base), **ways}
+    naive_on = args.naive == "on"
 
     def run(way: Callable, p: params.Params, todo=units) -> int:
         return sum(way(pipe, ca, cb, pid, p, seed=p.seed, uncond=uncond) for pid, ca, cb in todo)
 
-    for way, p in ways.values():  # warm-up: kernels, autotuning and compilation for every batch shape
+    # Warm-up: kernels, autotuning and compilation for every batch shape.
+    for way, p in ([(naive_unit, base)] if naive_on else []) + [(otinterp_unit, p) for p in setting.values()]:
         run(way, p.replace(steps=2), units[:1])
-    # Alternate the ways `repeats` times, so that drifts in clock or temperature hit all alike.
-    seconds: dict[str, list[float]] = {name: [] for name in ways}
-    images: dict[str, int] = {}
-    for _ in range(args.repeats):
-        for name, (way, p) in ways.items():
-            elapsed, images[name] = timed(lambda: run(way, p), args.device)
-            seconds[name].append(elapsed)
 
     n_paths = len(base.couplings) * args.pairs
     device_label = device_name(args.device)
@@ -246,34 +239,46 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     peak = (args.peak_tflops or gpu_peak_tflops(device_label, args.dtype)) if cuda else None
     print(f"\n{args.model} {args.dtype} on {device_label} ({args.device}), {args.size} px, {args.steps} steps, "
           f"K = {args.intervals}, {args.pairs} pairs, compile {args.compile}: {flops:.3g} TFLOP per image, "
-          f"median of {args.repeats}")
+          f"median of {args.repeats}", flush=True)
 
-    def measure(way: str) -> dict[str, float]:
-        median = statistics.median(seconds[way])
-        out = {"seconds": median, "images": images[way], "images_per_s": images[way] / median,
-               "paths_per_s": n_paths / median, "tflops": flops * images[way] / median}
-        text = (f"  {way:20s} {median:8.2f} s {out['images_per_s']:9.3f} images/s {out['paths_per_s']:8.3f} paths/s "
-                f"{out['tflops']:9.3g} TFLOP/s")
+    def measure(label: str, seconds: list[float], n_images: int) -> dict[str, float]:
+        median = statistics.median(seconds)
+        out = {"seconds": median, "images": n_images, "images_per_s": n_images / median,
+               "paths_per_s": n_paths / median, "tflops": flops * n_images / median}
+        text = (f"  {label:20s} {median:8.2f} s {out['images_per_s']:9.3f} images/s {out['paths_per_s']:8.3f} "
+                f"paths/s {out['tflops']:9.3g} TFLOP/s")
         if cuda:
             out["peak_fraction"] = out["tflops"] / peak if peak else None
             text += (f", fraction of GPU peak {out['peak_fraction']:.1%} of {peak:g}" if peak
                      else ", fraction of GPU peak unknown (pass --peak-tflops)")
-        print(text)
+        print(text, flush=True)
         return out
 
-    naive = measure("naive (batch 1)") if args.naive == "on" else None
     lpips_model = load_lpips(base.lpips_net, "random", device=args.device, seed=0)
-    records = []
+    naive_seconds: list[float] = []
+    naive, records = None, []
+    # Per batch size, the ways alternate `repeats` times (the naive loop with the first batch size
+    # only: it has none), so that drifts in clock or temperature hit both alike. Each batch size's
+    # record is written as soon as it is measured, so a run stopped by a time limit keeps them.
     for b, p in setting.items():
-        result = measure(f"otinterp batch {b}")
+        seconds = []
+        for _ in range(args.repeats):
+            if naive_on and len(naive_seconds) < args.repeats:
+                elapsed, n_naive = timed(lambda: run(naive_unit, base), args.device)
+                naive_seconds.append(elapsed)
+            elapsed, n_images = timed(lambda: run(otinterp_unit, p), args.device)
+            seconds.append(elapsed)
+        if naive_on and naive is None:
+            naive = measure("naive (batch 1)", naive_seconds, n_naive)
+        result = measure(f"otinterp batch {b}", seconds, n_images)
         t_ot, t_lpips = scoring_seconds(pipe, cond, pairs, p, lpips_model)
         total = result["seconds"] + t_ot + t_lpips
         record = {
-            "images_per_s": result["images_per_s"], "device_name": device_label, "model": args.model, "height": args.size,
-            "width": args.size, "steps": args.steps, "dtype": args.dtype, "scheduler": args.scheduler,
-            "paths_per_s": result["paths_per_s"], "batch_size": p.batch_size, "batch_size_asked": b,
-            "n_intervals": args.intervals, "couplings": list(base.couplings), "pairs": args.pairs,
-            "repeats": args.repeats, "device": args.device, "family": family.name,
+            "images_per_s": result["images_per_s"], "device_name": device_label, "model": args.model,
+            "height": args.size, "width": args.size, "steps": args.steps, "dtype": args.dtype,
+            "scheduler": args.scheduler, "paths_per_s": result["paths_per_s"], "batch_size": p.batch_size,
+            "batch_size_asked": b, "n_intervals": args.intervals, "couplings": list(base.couplings),
+            "pairs": args.pairs, "repeats": args.repeats, "device": args.device, "family": family.name,
             "compile_unet": base.compile_unet, "channels_last": base.channels_last,
             "tflop_per_image": flops, "tflops": result["tflops"], "peak_tflops": peak,
             "peak_fraction": result.get("peak_fraction"), "otinterp": result, "naive": naive,
@@ -285,10 +290,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         if naive:
             print(f"    otinterp / naive, completed paths per second: {record['ratio_paths_per_s']:.2f}x")
         print(f"    scoring: LPIPS {t_lpips:.3f} s ({record['lpips_share']:.2%}) + OT {t_ot:.4f} s "
-              f"({record['ot_share']:.2%}) of the run")
+              f"({record['ot_share']:.2%}) of the run", flush=True)
         records.append(record)
-    if args.json:
-        append_records(args.json, records)
+        if args.json:
+            append_records(args.json, [record])
     return records
 
 
