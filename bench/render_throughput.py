@@ -1,38 +1,49 @@
-"""Rendering throughput: otinterp's path renderer against the naive diffusers loop, same process.
+"""Rendering throughput: otinterp's unit rendering against the naive diffusers loop, same process.
 
-*naive*: what a user would write with diffusers alone: for each pair and coupling, one
-``pipe(prompt_embeds=...)`` call per point ``t_0..t_K`` of the path, endpoints rendered again for
-every coupling (``3 (K + 1)`` images per pair).
-*otinterp*: :func:`otinterp.experiment.render_paths`: endpoints shared by the three couplings
-(``2 + 3 (K − 1)`` images per pair) and every image of the pairs batched together.
+*naive*: what community tools do with diffusers alone: one pipeline call per image, every path
+rendered on its own, endpoints included (``len(couplings) (K + 1)`` images per pair).
+*otinterp*: :func:`otinterp.experiment.render_unit`: the two endpoints once per pair and latent,
+shared by every coupling, then each path's ``K − 1`` interior points, batched up to the batch size
+(``2 + len(couplings) (K − 1)`` images per pair).
 
-The two run alternately, ``--repeats`` times each, on the same pairs, model and params; the
-median of each is printed with their ratio in completed paths per second, the achieved TFLOP/s
-(FLOPs counted once with ``torch.utils.flop_counter``) and the share of LPIPS and OT in the run.
+Both render the same pairs with the same model, latent and paths. They run alternately,
+``--repeats`` times each (the naive loop with the first batch size only), and the medians are reported: images/s, completed paths/s and their
+ratio, the achieved TFLOP/s (the FLOPs of one image counted with ``torch.utils.flop_counter``),
+the share of LPIPS and of the OT couplings in the experiment's time per pair and, on a CUDA device
+only, the fraction of the GPU's dense peak.
 
-    python bench/render_throughput.py --model tiny                       # CPU
+``--json PATH`` adds one record per batch size to the JSON list in ``PATH`` (created if missing),
+as soon as that batch size is measured.
+Each record has, at its top level, the keys a run's time estimate matches on (``images_per_s``,
+``device_name``, ``model``, ``height``, ``width``, ``steps``, ``dtype``, ``scheduler``) and the
+rest of the measurement.
+
+    python bench/render_throughput.py --model tiny                                     # CPU
     python bench/render_throughput.py --model sd15-random --device cuda --dtype float16 \\
-        --size 512 --steps 50 --batch-size 1 8 16 32 --json out.json       # GPU
+        --size 512 --steps 50 --intervals 10 --batch-size 1 8 16 32 auto --json rates.json
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import statistics
 import time
+from pathlib import Path
+from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from otinterp import couplings as C
 from otinterp import experiment, params
+from otinterp.families import Conditioning, family_of
+from otinterp.io import atomic_write
 from otinterp.models import load_pipeline, prepare_for_speed
-from otinterp.ppl import load_lpips, path_distances
-from otinterp.render import initial_latent
-from otinterp.text import encode, uncond_embedding
+from otinterp.ppl import load_lpips
+from otinterp.render import initial_latent, render
+from otinterp.results import device_name
 
 PROMPTS = [
     ("a photo of a cat on a sofa", "a dog running on a beach"),
@@ -41,132 +52,249 @@ PROMPTS = [
     ("a plate of pasta with tomato sauce", "a train crossing a bridge over a river"),
 ]
 
+#: Dense tensor-core peaks in TFLOP/s, (16-bit, float32), by a part of the CUDA device name; the
+#: first match counts, so the specific names come before "H100".
+GPU_PEAK_TFLOPS: list[tuple[str, tuple[float, float]]] = [
+    ("H100 PCIe", (756.0, 51.0)),
+    ("H100 NVL", (835.0, 60.0)),
+    ("H100", (989.0, 67.0)),
+    ("H200", (989.0, 67.0)),
+    ("GH200", (989.0, 67.0)),
+    ("A100", (312.0, 19.5)),
+    ("L40S", (362.0, 91.6)),
+    ("L4", (121.0, 30.3)),
+    ("A10", (125.0, 31.2)),
+    ("RTX 4090", (165.0, 82.6)),
+]
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+
+def gpu_peak_tflops(name: str, dtype: str) -> float | None:
+    """The dense peak of the CUDA device called ``name`` in ``dtype``, or None for an unknown device."""
+    for part, (half, single) in GPU_PEAK_TFLOPS:
+        if part in name:
+            return single if dtype == "float32" else half
+    return None
 
 
-def naive(pipe, embeds, pairs, p: params.Params) -> int:
-    """One pipeline call per image, endpoints recomputed per coupling; returns images rendered."""
-    latent = initial_latent(pipe, p.seed, p.height, p.width).to(pipe.device, pipe.unet.dtype)
-    uncond = uncond_embedding(pipe)
-    ts = np.arange(p.n_intervals + 1) / p.n_intervals
+def bench_pairs(n: int) -> pd.DataFrame:
+    """``n`` pairs cycling through :data:`PROMPTS`, as the experiment's pair table."""
+    return experiment.check_pairs(pd.DataFrame({
+        "pair_id": [f"bench-{i}" for i in range(n)],
+        "prompt_a": [PROMPTS[i % len(PROMPTS)][0] for i in range(n)],
+        "prompt_b": [PROMPTS[i % len(PROMPTS)][1] for i in range(n)],
+        "group": 1.0, "score": 1.0}))
+
+
+def naive_unit(pipe, cond_a: Conditioning, cond_b: Conditioning, pair_id: str, p: params.Params, *, seed: int,
+               uncond: Conditioning | None) -> int:
+    """One pipeline call per image of every path, endpoints rendered again for each path.
+
+    The path points are otinterp's (:func:`otinterp.experiment.path_embeddings`); returns the
+    number of images rendered, ``len(p.couplings) (K + 1)``.
+    """
+    family = family_of(pipe)
+    dtype = family.denoiser(pipe).dtype
+    latent = initial_latent(pipe, seed, p.height, p.width).to(pipe.device, dtype)
+    uncond = None if uncond is None else uncond.to(pipe.device, dtype)
+    pooled = None if cond_a.pooled is None else (cond_a.pooled, cond_b.pooled)
+    paths = experiment.path_embeddings(cond_a.tokens, cond_b.tokens, pair_id, seed=p.seed, n_intervals=p.n_intervals,
+                                       couplings=p.couplings, pooled=pooled)
     n = 0
-    for pid, a, b in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False):
-        x, y = embeds[a].double().numpy(), embeds[b].double().numpy()
-        rng = C.pair_rng(p.seed, pid)
-        for name in C.COUPLINGS:
-            perm = C.coupling(name, x, y, rng if name == "random" else None)
-            for e in C.interpolate(x, y, perm, ts):
-                pipe(prompt_embeds=torch.from_numpy(e)[None].to(pipe.device, pipe.unet.dtype),
-                     negative_prompt_embeds=uncond, latents=latent, num_inference_steps=p.steps,
-                     guidance_scale=p.guidance, height=p.height, width=p.width, output_type="pt")
-                n += 1
+    for path in paths.values():
+        tokens = torch.cat([cond_a.tokens[None], path["interior"], cond_b.tokens[None]])
+        glob = None if pooled is None else torch.cat([cond_a.pooled[None], path["pooled"], cond_b.pooled[None]])
+        for i in range(len(tokens)):
+            one = Conditioning(tokens[i : i + 1], None if glob is None else glob[i : i + 1]).to(pipe.device, dtype)
+            pipe(**family.call_kwargs(pipe, one, uncond, p.guidance), latents=latent, num_inference_steps=p.steps,
+                 guidance_scale=p.guidance, height=p.height, width=p.width, output_type="pt")
+            n += 1
     return n
 
 
-def otinterp_paths(pipe, embeds, pairs, p: params.Params) -> int:
-    experiment.render_paths(pipe, embeds, pairs, p, uncond=uncond_embedding(pipe))
-    return len(pairs) * experiment.images_per_pair(p.n_intervals)
+def otinterp_unit(pipe, cond_a: Conditioning, cond_b: Conditioning, pair_id: str, p: params.Params, *, seed: int,
+                  uncond: Conditioning | None) -> int:
+    """:func:`otinterp.experiment.render_unit`; returns the number of images rendered."""
+    experiment.render_unit(pipe, cond_a, cond_b, pair_id, p, seed=seed, couplings=p.couplings, uncond=uncond)
+    return experiment.images_per_pair(p.n_intervals, p.couplings)
 
 
-def tflop_per_image(pipe, p: params.Params) -> float:
-    """FLOPs of one image: ``steps`` guided UNet calls (batch 2) and one VAE decode."""
-    latent = initial_latent(pipe, 0, p.height, p.width).to(pipe.device, pipe.unet.dtype)
-    cond = torch.zeros(2, 77, pipe.unet.config.cross_attention_dim, device=pipe.device, dtype=pipe.unet.dtype)
-    with torch.inference_mode(), FlopCounterMode(display=False) as unet:
-        pipe.unet(latent.repeat(2, 1, 1, 1), 500, encoder_hidden_states=cond)
-    with torch.inference_mode(), FlopCounterMode(display=False) as vae:
-        pipe.vae.decode(latent)
-    return (p.steps * unet.get_total_flops() + vae.get_total_flops()) / 1e12
+def tflop_per_image(pipe, p: params.Params, uncond: Conditioning | None) -> float:
+    """TFLOPs of one image at ``p.steps`` steps: the count of a 1-step render plus ``steps − 1``
+    times the extra of a 2-step one (guided denoiser calls, scheduler and VAE decode)."""
+    cond = family_of(pipe).encode(pipe, [PROMPTS[0][0]])
+
+    def count(steps: int) -> int:
+        with FlopCounterMode(display=False) as counter:
+            render(pipe, cond.tokens, pooled=cond.pooled, seed=0, steps=steps, guidance=p.guidance, height=p.height,
+                   width=p.width, batch_size=1, uncond=uncond, disable=True)
+        return counter.get_total_flops()
+
+    one, two = count(1), count(2)
+    return (one + (p.steps - 1) * (two - one)) / 1e12
 
 
-def time_call(fn, device: str) -> float:
+def sync(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], Any], device: str) -> tuple[float, Any]:
+    """Wall time of ``fn()``, with the device's queue drained before and after, and its result."""
     sync(device)
-    t0 = time.perf_counter()
-    fn()
+    start = time.perf_counter()
+    result = fn()
     sync(device)
-    return time.perf_counter() - t0
+    return time.perf_counter() - start, result
 
 
-def main() -> None:
+def scoring_seconds(pipe, cond: dict, pairs: pd.DataFrame, p: params.Params, lpips_model) -> tuple[float, float]:
+    """Seconds of the couplings and path points (OT) and of LPIPS scoring for ``pairs``, as the experiment does them."""
+    units = [(pid, cond[a], cond[b]) for pid, a, b in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
+    t_ot, _ = timed(lambda: [experiment.path_embeddings(
+        ca.tokens, cb.tokens, pid, seed=p.seed, n_intervals=p.n_intervals, couplings=p.couplings,
+        pooled=None if ca.pooled is None else (ca.pooled, cb.pooled)) for pid, ca, cb in units], "cpu")
+    fake = {name: {"cost": 1.0, "w2": 1.0, "images": torch.rand(p.n_intervals + 1, 3, p.height, p.width)}
+            for name in p.couplings}
+    t_lpips, _ = timed(lambda: [experiment.unit_rows(row, "key", 0, fake, lpips_model, p, "bench")
+                                  for _, row in pairs.iterrows()], p.device)
+    return t_ot, t_lpips
+
+
+def append_records(path: str | Path, records: list[dict[str, Any]]) -> None:
+    """Add ``records`` to the JSON list in ``path`` (created if missing), atomically."""
+    path = Path(path)
+    old = json.loads(path.read_text()) if path.exists() else []
+    if not isinstance(old, list):
+        raise ValueError(f"{path} does not hold a JSON list of records")
+    atomic_write(lambda tmp: Path(tmp).write_text(json.dumps(old + records, indent=1) + "\n"), path)
+
+
+def parse_batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch size must be a positive integer or 'auto', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"batch size must be >= 1, got {value}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="tiny")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default="tiny", help="tiny, sd15-random, sdxl-tiny, ... or a model id / folder")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--scheduler", default="default", choices=["default", "ddim", "dpm-solver++", "euler"])
+    parser.add_argument("--size", type=int, default=64, help="image height and width in pixels")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--intervals", type=int, default=10, help="K (paper: 10)")
     parser.add_argument("--pairs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, nargs="+", default=[32], help="otinterp batch sizes to time")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (warm-up excluded)")
-    parser.add_argument("--skip-naive", action="store_true", help="only otinterp (for long GPU sweeps)")
-    parser.add_argument("--peak-tflops", type=float, default=989.0,
-                        help="dense fp16/bf16 peak of the device, for the fraction of the floor (H100 SXM: 989)")
-    parser.add_argument("--json", help="append one JSON line per batch size to this file")
-    args = parser.parse_args()
+    parser.add_argument("--batch-size", type=parse_batch_size, nargs="+", default=[32],
+                        help="otinterp batch sizes to time; 'auto' is the largest that fits the GPU")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each way; the median is reported")
+    parser.add_argument("--channels-last", choices=["off", "on"], default="off")
+    parser.add_argument("--compile", choices=["off", "on"], default="off",
+                        help="torch.compile the denoiser (compilation happens in the untimed warm-up)")
+    parser.add_argument("--naive", choices=["on", "off"], default="on", help="off: only otinterp (long GPU sweeps)")
+    parser.add_argument("--peak-tflops", type=float, help="the device's dense peak, for an unlisted CUDA device")
+    parser.add_argument("--json", help="add one record per batch size to the JSON list in this file")
+    args = parser.parse_args(argv)
+    for name in ("size", "steps", "intervals", "pairs", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    return args
 
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
-    prepare_for_speed(pipe, channels_last=args.channels_last, compile_unet=args.compile)
-    pairs = experiment.check_pairs(pd.DataFrame({
-        "pair_id": [f"bench-{i}" for i in range(args.pairs)],
-        "prompt_a": [PROMPTS[i % len(PROMPTS)][0] for i in range(args.pairs)],
-        "prompt_b": [PROMPTS[i % len(PROMPTS)][1] for i in range(args.pairs)],
-        "group": 1.0, "score": 1.0}))
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
+    base = params.make(model=args.model, device=args.device, dtype=args.dtype, scheduler=args.scheduler, seed=0,
+                       n_intervals=args.intervals, steps=args.steps, height=args.size, width=args.size,
+                       lpips_backbone="random", channels_last=args.channels_last == "on",
+                       compile_unet=args.compile == "on")
+    pipe = load_pipeline(base.model, device=base.device, dtype=base.dtype, scheduler=base.scheduler)
+    family = family_of(pipe)
+    uncond = family.unconditional(pipe)
+    flops = tflop_per_image(pipe, base, uncond)  # before compiling: the counter sees eager ops
+    prepare_for_speed(pipe, channels_last=base.channels_last, compile_unet=base.compile_unet)
+    pairs = bench_pairs(args.pairs)
     prompts = pairs[["prompt_a", "prompt_b"]].to_numpy().ravel().tolist()
-    embeds = dict(zip(prompts, encode(pipe, prompts).cpu()))
-    setting = {b: params.make(seed=0, n_intervals=args.intervals, steps=args.steps, height=args.size,
-                              width=args.size, batch_size=b) for b in args.batch_size}
-    first = setting[args.batch_size[0]]
-    flops = tflop_per_image(pipe, first)
-    for p in setting.values():  # warm-up: kernels, autotuning, compilation for each batch shape
-        otinterp_paths(pipe, embeds, pairs.iloc[:1], p.replace(steps=2))
+    encoded = family.encode(pipe, prompts)
+    cond = {text: encoded[i] for i, text in enumerate(prompts)}
+    units = [(pid, cond[a], cond[b]) for pid, a, b in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
+    setting = {b: experiment.with_batch_size(base.replace(batch_size=b), pipe) for b in args.batch_size}
+    naive_on = args.naive == "on"
 
-    # Alternate the two ways, `repeats` times: naive once (it has no batch size), then otinterp at
-    # every batch size, so drifts in clock or temperature hit both alike.
-    naive_runs, runs = [], {b: [] for b in args.batch_size}
-    for _ in range(args.repeats):
-        if not args.skip_naive:
-            naive_runs.append(time_call(lambda: naive(pipe, embeds, pairs, first), args.device))
-        for b, p in setting.items():
-            runs[b].append(time_call(lambda p=p: otinterp_paths(pipe, embeds, pairs, p), args.device))
+    def run(way: Callable, p: params.Params, todo=units) -> int:
+        return sum(way(pipe, ca, cb, pid, p, seed=p.seed, uncond=uncond) for pid, ca, cb in todo)
 
-    n_paths = len(C.COUPLINGS) * args.pairs
-    images = {"naive": n_paths * (args.intervals + 1), "otinterp": len(pairs) * experiment.images_per_pair(args.intervals)}
-    print(f"\n{args.model} {args.dtype} on {args.device}, {args.size} px, {args.steps} steps, K = {args.intervals}, "
-          f"{args.pairs} pairs ({flops:.3g} TFLOP per image): median of {args.repeats}")
+    # Warm-up: kernels, autotuning and compilation for every batch shape.
+    for way, p in ([(naive_unit, base)] if naive_on else []) + [(otinterp_unit, p) for p in setting.values()]:
+        run(way, p.replace(steps=2), units[:1])
 
-    def line(name: str, seconds: float, n_images: int) -> dict:
-        out = {"seconds": seconds, "images_per_s": n_images / seconds, "paths_per_s": n_paths / seconds,
-               "tflops": flops * n_images / seconds, "floor_fraction": flops * n_images / seconds / args.peak_tflops}
-        print(f"  {name:18s} {seconds:8.2f} s {out['images_per_s']:9.2f} images/s {out['paths_per_s']:8.3f} paths/s "
-              f"{out['tflops']:9.3g} TFLOP/s ({100 * out['floor_fraction']:.2g} % of {args.peak_tflops:g})")
+    n_paths = len(base.couplings) * args.pairs
+    device_label = device_name(args.device)
+    cuda = str(args.device).startswith("cuda")
+    peak = (args.peak_tflops or gpu_peak_tflops(device_label, args.dtype)) if cuda else None
+    print(f"\n{args.model} {args.dtype} on {device_label} ({args.device}), {args.size} px, {args.steps} steps, "
+          f"K = {args.intervals}, {args.pairs} pairs, compile {args.compile}: {flops:.3g} TFLOP per image, "
+          f"median of {args.repeats}", flush=True)
+
+    def measure(label: str, seconds: list[float], n_images: int) -> dict[str, float]:
+        median = statistics.median(seconds)
+        out = {"seconds": median, "images": n_images, "images_per_s": n_images / median,
+               "paths_per_s": n_paths / median, "tflops": flops * n_images / median}
+        text = (f"  {label:20s} {median:8.2f} s {out['images_per_s']:9.3f} images/s {out['paths_per_s']:8.3f} "
+                f"paths/s {out['tflops']:9.3g} TFLOP/s")
+        if cuda:
+            out["peak_fraction"] = out["tflops"] / peak if peak else None
+            text += (f", fraction of GPU peak {out['peak_fraction']:.1%} of {peak:g}" if peak
+                     else ", fraction of GPU peak unknown (pass --peak-tflops)")
+        print(text, flush=True)
         return out
 
-    naive_result = line("naive (batch 1)", statistics.median(naive_runs), images["naive"]) if naive_runs else None
-    # LPIPS and OT on the same number of paths, for their share of the run time.
-    lpips_model = load_lpips("alex", "random", device=args.device)
-    path_images = torch.rand(n_paths, args.intervals + 1, 3, args.size, args.size)
-    x, y = (e.double().numpy() for e in encode(pipe, list(PROMPTS[0])))
-    t_ot = time_call(lambda: [C.ot_coupling(x, y) for _ in range(args.pairs)], "cpu")
-    for b in args.batch_size:
-        result = line(f"otinterp batch {b}", statistics.median(runs[b]), images["otinterp"])
-        t_lpips = time_call(lambda: path_distances(path_images, lpips_model, batch_size=b), args.device)
-        share = (t_lpips + t_ot) / (result["seconds"] + t_lpips + t_ot)
-        report = {"model": args.model, "device": args.device, "dtype": args.dtype, "size": args.size,
-                  "steps": args.steps, "K": args.intervals, "pairs": args.pairs, "batch_size": b,
-                  "channels_last": args.channels_last, "compile": args.compile, "tflop_per_image": flops,
-                  "otinterp": result, "naive": naive_result, "lpips_ot_share": share}
-        if naive_result:
-            report["ratio_paths_per_s"] = result["paths_per_s"] / naive_result["paths_per_s"]
-            print(f"    otinterp / naive, completed paths per second: {report['ratio_paths_per_s']:.2f}x")
-        print(f"    LPIPS {t_lpips:.3f} s + OT {t_ot:.4f} s = {100 * share:.2f} % of the run")
+    lpips_model = load_lpips(base.lpips_net, "random", device=args.device, seed=0)
+    naive_seconds: list[float] = []
+    naive, records = None, []
+    # Per batch size, the ways alternate `repeats` times (the naive loop with the first batch size
+    # only: it has none), so that drifts in clock or temperature hit both alike. Each batch size's
+    # record is written as soon as it is measured, so a run stopped by a time limit keeps them.
+    for b, p in setting.items():
+        seconds = []
+        for _ in range(args.repeats):
+            if naive_on and len(naive_seconds) < args.repeats:
+                elapsed, n_naive = timed(lambda: run(naive_unit, base), args.device)
+                naive_seconds.append(elapsed)
+            elapsed, n_images = timed(lambda: run(otinterp_unit, p), args.device)
+            seconds.append(elapsed)
+        if naive_on and naive is None:
+            naive = measure("naive (batch 1)", naive_seconds, n_naive)
+        result = measure(f"otinterp batch {b}", seconds, n_images)
+        t_ot, t_lpips = scoring_seconds(pipe, cond, pairs, p, lpips_model)
+        total = result["seconds"] + t_ot + t_lpips
+        record = {
+            "images_per_s": result["images_per_s"], "device_name": device_label, "model": args.model,
+            "height": args.size, "width": args.size, "steps": args.steps, "dtype": args.dtype,
+            "scheduler": args.scheduler, "paths_per_s": result["paths_per_s"], "batch_size": p.batch_size,
+            "batch_size_asked": b, "n_intervals": args.intervals, "couplings": list(base.couplings),
+            "pairs": args.pairs, "repeats": args.repeats, "device": args.device, "family": family.name,
+            "compile_unet": base.compile_unet, "channels_last": base.channels_last,
+            "tflop_per_image": flops, "tflops": result["tflops"], "peak_tflops": peak,
+            "peak_fraction": result.get("peak_fraction"), "otinterp": result, "naive": naive,
+            "ratio_paths_per_s": result["paths_per_s"] / naive["paths_per_s"] if naive else None,
+            "ot_seconds": t_ot, "lpips_seconds": t_lpips, "ot_share": t_ot / total, "lpips_share": t_lpips / total,
+            "lpips_ot_share": (t_ot + t_lpips) / total, "torch": torch.__version__,
+            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        if naive:
+            print(f"    otinterp / naive, completed paths per second: {record['ratio_paths_per_s']:.2f}x")
+        print(f"    scoring: LPIPS {t_lpips:.3f} s ({record['lpips_share']:.2%}) + OT {t_ot:.4f} s "
+              f"({record['ot_share']:.2%}) of the run", flush=True)
+        records.append(record)
         if args.json:
-            with open(args.json, "a") as fh:
-                fh.write(json.dumps(report) + "\n")
+            append_records(args.json, [record])
+    return records
 
 
 if __name__ == "__main__":
