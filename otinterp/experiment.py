@@ -43,7 +43,7 @@ from otinterp import couplings as C
 from otinterp.data import balanced_subset, check_unique_ids, read_pairs, require_columns
 from otinterp.families import Conditioning, family_of
 from otinterp.io import atomic_write
-from otinterp.params import Params, load as load_params, parse_overrides
+from otinterp.params import REPO_ROOT, Params, load as load_params, parse_overrides
 from otinterp.ppl import load_lpips, path_measures
 from otinterp.results import (
     Claims, ResultIndex, finish_record, load_results, measured_rate, open_results, pair_key, start_record, write_part,
@@ -265,10 +265,12 @@ def encode_cached(pipe, prompts: Sequence[str], cache_dir: str | Path, model_key
 # --- result rows ------------------------------------------------------------------------------
 
 def unit_rows(pair: pd.Series, key: str, seed: int, paths: dict, lpips_model, params: Params,
-              family: str) -> pd.DataFrame:
+              family: str, global_distance: float = float("nan")) -> pd.DataFrame:
     """One result row per path of a unit: costs, LPIPS steps and the path measures.
 
     Each path is scored on its own (LPIPS batches never mix paths), like it is rendered.
+    ``global_distance`` is ``||g_A − g_B||`` of the two prompts' global vectors (NaN for families
+    without one): every path moves the global vector along the same straight line.
     """
     rows = []
     for name, path in paths.items():
@@ -282,6 +284,7 @@ def unit_rows(pair: pd.Series, key: str, seed: int, paths: dict, lpips_model, pa
             "ppl": float(m["ppl"][0]), "distances": m["distances"][0].tolist(), "max_step": float(m["max_step"][0]),
             "total_length": float(m["total_length"][0]), "smoothness": float(m["smoothness"][0]),
             "path_efficiency": float(m["path_efficiency"][0]), "excursion": float(m["excursion"][0]),
+            "global_distance": global_distance, "global_path": "linear" if global_distance == global_distance else "none",
             "family": family, "model": params.model, "lpips_backbone": params.lpips_backbone,
         })
     return pd.DataFrame(rows)
@@ -302,8 +305,9 @@ def plan(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None,
          shard: str | tuple[int, int] = (0, 1)) -> dict[str, Any]:
     """What a run would do, without rendering: pairs, units, images to render and the expected time.
 
-    The time is estimated only from a rate measured on this kind of device by an earlier run in
-    the same results folder (its ``runs/*.json``).
+    The time is estimated only from a rate measured on this kind of device with these settings:
+    by an earlier run in the same results folder (its ``runs/*.json``), else by the benchmark
+    (``bench/out/rates.json``, written by ``bench/gpu_check.sh``).
     """
     pairs = select_pairs(params, pairs)
     shard = parse_shard(shard)
@@ -323,7 +327,7 @@ def plan(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None,
             missing = index.missing((k, s), params.couplings) if index else list(params.couplings)
             done += not missing
             images += (2 + len(missing) * (params.n_intervals - 1)) if missing else 0
-    rate = measured_rate(out_dir, params)
+    rate = measured_rate(out_dir, params, benchmarks=[REPO_ROOT / "bench" / "out" / "rates.json"])
     return {"pairs": len(mine), "units": len(mine) * len(params.latent_seeds), "units_done": done, "images": images,
             "images_per_s": rate[0] if rate else None, "rate_from": rate[1] if rate else None,
             "seconds": images / rate[0] if rate else None}
@@ -410,9 +414,10 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
             frames = []
             for (i, k, s), missing in batch:
                 pair = pairs.loc[i]
-                paths = render_unit(pipe, cond[pair["prompt_a"]], cond[pair["prompt_b"]], pair["pair_id"], params,
-                                    seed=s, couplings=missing, uncond=uncond)
-                frames.append(unit_rows(pair, k, s, paths, lpips_model, params, family.name))
+                a, b = cond[pair["prompt_a"]], cond[pair["prompt_b"]]
+                paths = render_unit(pipe, a, b, pair["pair_id"], params, seed=s, couplings=missing, uncond=uncond)
+                gap = float("nan") if a.pooled is None else float((a.pooled.double() - b.pooled.double()).norm())
+                frames.append(unit_rows(pair, k, s, paths, lpips_model, params, family.name, gap))
                 if pair["pair_id"] in params.strip_pair_ids:
                     save_strips(paths, pair["pair_id"], s, out_dir / "strips")
                 n_images += 2 + len(missing) * (params.n_intervals - 1)

@@ -214,23 +214,38 @@ def finish_record(path: Path, *, images: int, seconds: float, units: int) -> Non
     atomic_write(lambda t: Path(t).write_text(json.dumps(record, indent=2, default=str)), path)
 
 
-def measured_rate(out_dir: str | Path, params: Params) -> tuple[float, str] | None:
-    """Images per second measured by earlier runs in ``out_dir`` on this kind of device, and where.
+def measured_rate(out_dir: str | Path, params: Params, *, benchmarks: Sequence[str | Path] = ()) -> tuple[float, str] | None:
+    """Images per second measured on this kind of device for these settings, and where.
 
-    Only records of the same device name, image size, steps and model count. None if there are none.
+    Looks at the run records in ``out_dir`` (``runs/*.json``), then at benchmark rate files
+    (``bench/render_throughput.py --json``: a list of records), keeping only those of the same
+    device name, model, image size, steps, dtype and scheduler. None if there are none.
     """
     name = device_name(params.device)
-    rates = []
-    for path in sorted(Path(out_dir).glob("runs/*.json")):
-        try:
-            r = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        p = r.get("params", {})
-        same = all(p.get(k) == getattr(params, k) for k in ("model", "height", "width", "steps", "dtype", "scheduler"))
-        if same and r.get("device_name") == name and r.get("images_per_s"):
-            rates.append((r["images_per_s"], f"{path.name} on {name}"))
-    return rates[-1] if rates else None
+    keys = ("model", "height", "width", "steps", "dtype", "scheduler")
+
+    def matches(record: dict, settings: dict) -> bool:
+        return (record.get("device_name") == name and bool(record.get("images_per_s"))
+                and all(settings.get(k) == getattr(params, k) for k in keys))
+
+    runs, benched = [], []
+    for path in sorted(Path(out_dir).glob("runs/*.json")):  # oldest first: the newest run wins
+        record = _read_json(path)
+        if isinstance(record, dict) and matches(record, record.get("params", {})):
+            runs.append((record["images_per_s"], f"{path.name} on {name}"))
+    for path in map(Path, benchmarks):
+        records = _read_json(path) if path.is_file() else None
+        for record in records if isinstance(records, list) else []:
+            if isinstance(record, dict) and matches(record, record):
+                benched.append((record["images_per_s"], f"benchmark {path} on {name}"))
+    return (runs or benched or [None])[-1]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
 
 
 # --- parts ------------------------------------------------------------------------------------

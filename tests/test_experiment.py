@@ -384,6 +384,7 @@ def test_every_family_runs_the_experiment(tmp_path, spec, lpips_model, pairs):
         cost = rows.set_index("coupling")["cost"]
         assert cost["ot"] == pytest.approx(rows["w2"].iloc[0]) and (cost >= cost["ot"] - 1e-9).all()
     assert np.isfinite(got["ppl"]).all() and (got["ppl"] > 0).all()
+    assert set(got["global_path"]) == {"none" if spec == "sd21-tiny" else "linear"}
     cond = experiment.encode_cached(pipe, [pairs.prompt_a[0], pairs.prompt_b[0]], tmp_path / "enc", "k")
     a, b = cond[pairs.prompt_a[0]], cond[pairs.prompt_b[0]]
     paths = experiment.path_embeddings(a.tokens, b.tokens, "pair-cat", seed=0, n_intervals=4,
@@ -391,6 +392,18 @@ def test_every_family_runs_the_experiment(tmp_path, spec, lpips_model, pairs):
     if spec in ("sd21-tiny",):
         assert a.pooled is None and all(v["pooled"] is None for v in paths.values())
     else:  # the global vector moves linearly from A's to B's, the same for every coupling
+        assert got[got.pair_id == "pair-cat"]["global_distance"].iloc[0] == pytest.approx(
+            float((a.pooled.double() - b.pooled.double()).norm()))
         first = paths["ot"]["pooled"]
         torch.testing.assert_close(first[1], (a.pooled + b.pooled) / 2)
         assert all(torch.equal(v["pooled"], first) for v in paths.values())
+
+
+def test_dry_run_rate_from_a_benchmark_file(tmp_path):
+    record = {"images_per_s": 5.0, "device_name": results.device_name("cpu"), **{
+        k: getattr(P, k) for k in ("model", "height", "width", "steps", "dtype", "scheduler")}}
+    bench = tmp_path / "rates.json"
+    bench.write_text(json.dumps([record, {**record, "images_per_s": 9.0, "steps": 50}]))
+    rate, source = results.measured_rate(tmp_path / "none", P, benchmarks=[bench])
+    assert rate == 5.0 and "benchmark" in source  # the record with other steps does not count
+    assert results.measured_rate(tmp_path / "none", P.replace(height=64), benchmarks=[bench]) is None
