@@ -211,12 +211,17 @@ def pipeline_for(params: Params):
 
 
 def with_batch_size(params: Params, pipe) -> Params:
-    """``params`` with ``batch_size: auto`` replaced by :func:`otinterp.render.largest_batch_size`."""
+    """``params`` with ``batch_size: auto`` replaced by :func:`otinterp.render.largest_batch_size`.
+
+    The search starts at the largest call a unit makes, ``max(2, K − 1)`` images (a path's interior),
+    since a larger batch is never filled.
+    """
     if params.batch_size != "auto":
         return params
     from otinterp.render import largest_batch_size
 
-    return params.replace(batch_size=largest_batch_size(pipe, height=params.height, width=params.width))
+    start = max(2, params.n_intervals - 1)
+    return params.replace(batch_size=largest_batch_size(pipe, height=params.height, width=params.width, start=start))
 
 
 def render_pairs(params: Params, pairs: pd.DataFrame, *, pipe=None, seed: int | None = None) -> dict[str, dict[str, Any]]:

@@ -92,7 +92,7 @@ def test_sd15_unet_is_invariant_in_half_precision_at_full_size(sd15):
 def test_auto_batch_size_fills_the_gpu_and_fits(sd15):
     size = largest_batch_size(sd15, height=512, width=512, start=16)
     assert 1 <= size <= 16
-    p = experiment.with_batch_size(params.make(batch_size="auto", height=64, width=64), sd15)
-    assert p.batch_size == largest_batch_size(sd15, height=64, width=64)
+    p = experiment.with_batch_size(params.make(batch_size="auto", n_intervals=10, height=64, width=64), sd15)
+    assert p.batch_size == largest_batch_size(sd15, height=64, width=64, start=9)
     cond = family_of(sd15).encode(sd15, [""]).expand(size)
     render(sd15, cond.tokens, seed=0, steps=1, guidance=7.5, height=512, width=512, batch_size=size, disable=True)

@@ -87,7 +87,8 @@ def test_auto_batch_size_on_cpu_keeps_the_start_and_runs(tmp_path):
 
     pipe = load_pipeline("tiny")
     assert largest_batch_size(pipe, height=64, width=64, start=48) == 48
-    p = params.make(batch_size="auto", n_intervals=2, steps=1, height=32, width=32)
-    assert experiment.with_batch_size(p, pipe).batch_size == 64
+    p = params.make(batch_size="auto", n_intervals=10, steps=1, height=32, width=32)
+    assert experiment.with_batch_size(p, pipe).batch_size == 9  # a unit's largest call: K - 1 images
+    assert experiment.with_batch_size(p.replace(n_intervals=2), pipe).batch_size == 2  # the two endpoints
     with pytest.raises(TypeError, match=r"'batch_size' must be int or one of 'auto'"):
         params.make(batch_size="max")
