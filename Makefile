@@ -52,12 +52,12 @@ pairs-only: $(NB_OUT)/01_dataset.ipynb
 $(NB_OUT)/%.ipynb: notebooks/%.ipynb $(PARAMS) $(PACKAGE) $(STAMP)
 	@$(BIN)/python -m otinterp.notebooks $< $@ --profile $(PARAMS)
 
-# What each notebook reads: 01 the profile's data files, 02 the pairs from 01, 03-05 the results
-# from 02. (00 stands alone.)
+# What each notebook reads: 01 the profile's data files, 02 the pairs from 01, 03 and 04 the
+# results from 02. (00 and 05 stand alone.)
 INPUTS := $(shell $(SETTINGS) --inputs $(PARAMS))
 $(NB_OUT)/01_dataset.ipynb: $(wildcard $(INPUTS))
 $(NB_OUT)/02_experiment.ipynb: $(NB_OUT)/01_dataset.ipynb
-$(filter-out $(NB_OUT)/00_% $(NB_OUT)/01_% $(NB_OUT)/02_%,$(EXECUTED)): $(NB_OUT)/02_experiment.ipynb
+$(NB_OUT)/03_statistics.ipynb $(NB_OUT)/04_figures.ipynb: $(NB_OUT)/02_experiment.ipynb
 endif
 
 # Compare finished runs side by side (notebook 06): make compare
@@ -73,6 +73,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/couplings.py
 	$(BIN)/python bench/render_throughput.py --model tiny
 
+# Removes one profile's run and figures (default smoke): a paper run holds days of GPU time.
 clean:
-	rm -rf runs figures/*/ .pytest_cache
+	rm -rf runs/$(PROFILE) figures/$(PROFILE) .pytest_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -110,17 +110,24 @@ def clip_coupling(n: int) -> np.ndarray:
     return np.arange(n, dtype=np.int64)
 
 
-def random_coupling(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``σ(0) = 0`` (the BOS row is the same for every prompt), rows ``1..n-1`` paired at random."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    return np.concatenate([[0], 1 + rng.permutation(n - 1)]).astype(np.int64)
+def random_coupling(n: int, rng: np.random.Generator, fixed: int = 1) -> np.ndarray:
+    """``σ(i) = i`` for the first ``fixed`` rows, the other rows paired uniformly at random.
+
+    ``fixed = 1`` keeps CLIP's BOS row, the same for every prompt (SD 1.x/2.x, SDXL, SD3); a token
+    set without one (Flux's T5 tokens) takes ``fixed = 0``. The draw for ``fixed = 1`` is the one
+    this function has always made, so existing results keep their random couplings.
+    """
+    if n < 1 or not 0 <= fixed <= n:
+        raise ValueError(f"need n >= 1 and 0 <= fixed <= n, got n={n}, fixed={fixed}")
+    return np.concatenate([np.arange(fixed), fixed + rng.permutation(n - fixed)]).astype(np.int64)
 
 
-def coupling(name: CouplingName, x: Any, y: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+def coupling(name: CouplingName, x: Any, y: Any, rng: np.random.Generator | None = None, *,
+             fixed: int = 1) -> np.ndarray:
     """The coupling ``name`` (``"ot"``, ``"clip"`` or ``"random"``) between ``x`` and ``y``.
 
-    ``rng`` is required for ``"random"`` (use :func:`pair_rng` so the draw is per pair).
+    ``rng`` is required for ``"random"`` (use :func:`pair_rng` so the draw is per pair); ``fixed``
+    is its number of leading rows kept in place (:func:`random_coupling`).
     """
     x, y = _as_clouds(x, y)
     if name == "ot":
@@ -130,7 +137,7 @@ def coupling(name: CouplingName, x: Any, y: Any, rng: np.random.Generator | None
     if name == "random":
         if rng is None:
             raise ValueError("the random coupling needs rng (see pair_rng)")
-        return random_coupling(len(x), rng)
+        return random_coupling(len(x), rng, fixed)
     raise ValueError(f"unknown coupling {name!r}; expected one of {', '.join(COUPLINGS)}")
 
 
@@ -218,7 +225,8 @@ def slerp(x: Any, y: Any, ts: Any) -> Any:
     return _like(path, x)
 
 
-def path_coupling(name: PathName, x: Any, y: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+def path_coupling(name: PathName, x: Any, y: Any, rng: np.random.Generator | None = None, *,
+                  fixed: int = 1) -> np.ndarray:
     """The row pairing of path ``name``: the coupling for ``"ot"``, ``"clip"``, ``"random"``; the
     identity for ``"slerp"``, which interpolates rows ``i`` and ``i`` (it never draws from ``rng``,
     so adding it changes no other path).
@@ -231,7 +239,7 @@ def path_coupling(name: PathName, x: Any, y: Any, rng: np.random.Generator | Non
         return clip_coupling(len(_as_cloud(x, "x")))
     if name not in COUPLINGS:
         raise ValueError(f"unknown path {name!r}; expected one of {', '.join(PATHS)}")
-    return coupling(name, x, y, rng)
+    return coupling(name, x, y, rng, fixed=fixed)
 
 
 def path_points(name: PathName, x: Any, y: Any, ts: Any, rng: np.random.Generator | None = None, *,

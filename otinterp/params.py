@@ -182,9 +182,9 @@ class Params:
         return dataclasses.replace(self, **changes)
 
     def replace(self, **changes: Any) -> "Params":
-        """A copy with ``changes`` applied and validated."""
+        """A copy with ``changes`` applied and validated (integers given for float fields become floats)."""
         _check_names(changes)
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **_as_floats(changes))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -260,7 +260,14 @@ def _describe(hint: Any) -> str:
 def make(**values: Any) -> Params:
     """Params from keyword values (the rest keep their defaults); unknown names are errors."""
     _check_names(values)
-    return Params(**{k: float(v) if _hints()[k] is float and isinstance(v, int) else v for k, v in values.items()})
+    return Params(**_as_floats(values))
+
+
+def _as_floats(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with integers given for float fields as floats, so ``guidance: 8`` keys as ``8.0``."""
+    hints = _hints()
+    return {k: float(v) if hints[k] is float and isinstance(v, int) and not isinstance(v, bool) else v
+            for k, v in values.items()}
 
 
 def profiles(folder: str | Path = REPO_ROOT / "params") -> list[str]:

@@ -436,7 +436,7 @@ def excess_cost_vs_similarity(results: pd.DataFrame, *, model: str | None = None
 
 
 def save_figure(fig: Figure, directory: str | Path, name: str, *, formats: Sequence[str] = ("png", "pdf"),
-                dpi: int = 150) -> list[Path]:
+                dpi: int = 150, trace: str | None = None) -> list[Path]:
     """Write ``fig`` as ``directory/name.<format>`` for each format, atomically.
 
     Parameters
@@ -451,6 +451,9 @@ def save_figure(fig: Figure, directory: str | Path, name: str, *, formats: Seque
         Any format matplotlib writes (``"png"``, ``"pdf"``, ``"svg"``…).
     dpi : int
         Resolution of raster formats.
+    trace : str, optional
+        Where the figure's numbers come from (:func:`otinterp.results.trace_note`), stored in the
+        file's metadata (PNG ``Description``, PDF ``Subject``).
 
     Returns
     -------
@@ -461,5 +464,7 @@ def save_figure(fig: Figure, directory: str | Path, name: str, *, formats: Seque
     unknown = [f for f in formats if f not in supported]
     if unknown:
         raise ValueError(f"unknown figure format(s) {', '.join(unknown)}; supported: {', '.join(sorted(supported))}")
-    return [atomic_write(lambda tmp, f=f: fig.savefig(tmp, format=f, dpi=dpi), Path(directory) / f"{name}.{f}")
-            for f in formats]
+    keys = {"png": "Description", "pdf": "Subject"}
+    meta = {f: {keys[f]: trace} if trace and f in keys else None for f in formats}
+    return [atomic_write(lambda tmp, f=f: fig.savefig(tmp, format=f, dpi=dpi, metadata=meta[f]),
+                         Path(directory) / f"{name}.{f}") for f in formats]

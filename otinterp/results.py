@@ -40,13 +40,16 @@ from otinterp.io import atomic_write
 from otinterp.params import Params, profile_text
 
 __all__ = [
-    "pair_key", "pairs_sha256", "settings_sha256", "open_results", "read_manifest", "manifest_params",
+    "pair_key", "pairs_sha256", "settings_sha256", "open_results", "read_manifest", "manifest_params", "trace_note",
     "ResultIndex", "write_part", "Claims", "start_record", "finish_record", "measured_rate",
     "load_results", "DamagedResults",
 ]
 
 _VERSIONED = ("otinterp", "torch", "diffusers", "transformers", "lpips", "pot", "scipy", "numpy")
 _META = b"otinterp"
+
+#: Offline specs whose speed stands for a released model's (same architecture, random weights).
+SAME_ARCHITECTURE = {"sd15-random": "stable-diffusion-v1-5/stable-diffusion-v1-5"}
 
 #: A lock not refreshed for this long is stale (its worker died on another machine).
 LOCK_STALE_S = 30 * 60
@@ -89,14 +92,20 @@ def _versions() -> dict[str, str]:
 
 
 def _git() -> dict[str, Any]:
-    """The package's git commit and whether its tree had uncommitted changes (None outside git)."""
+    """The package's git commit and whether its tree had uncommitted changes (None outside git).
+
+    New files not yet committed under ``otinterp/``, ``notebooks/`` or ``params/`` count as changes.
+    """
     here = Path(__file__).parent
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=here).stdout.strip()
 
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        top = git("rev-parse", "--show-toplevel")
+        tracked_changes = git("status", "--porcelain", "--untracked-files=no")
+        new_files = git("status", "--porcelain", "--", *(f"{top}/{d}" for d in ("otinterp", "notebooks", "params")))
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(tracked_changes or new_files)}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
 
@@ -172,27 +181,53 @@ def open_results(out_dir: str | Path, params: Params, pairs: pd.DataFrame, *, re
     except DamagedResults:
         if not repair:
             raise
-        ResultIndex(out_dir, manifest["key_sha256"], repair=False)  # every part must carry our key
+        try:  # every part must carry our key, or the manifest cannot be rebuilt from our settings
+            ResultIndex(out_dir, manifest["key_sha256"], repair=False)
+        except DamagedResults as err:
+            raise DamagedResults(f"{path} is damaged and cannot be rewritten from the current settings: "
+                                 f"{str(err).split('; run again')[0]}") from None
         atomic_write(lambda t: Path(t).write_text(json.dumps(manifest, indent=2, default=str)), path)
         return manifest
-    diffs = [f"{name}: {old['key'].get(name)!r} there, {value!r} now"
-             for name, value in key.items() if old["key"].get(name) != value]
-    diffs += [f"{name}: {value!r} there, not a setting now" for name, value in old["key"].items() if name not in key]
+    diffs = _differences(old["key"], key)
     if diffs:
         raise ValueError(f"{out_dir} holds results of other settings ({'; '.join(diffs)}); "
                          "use another run folder or remove it")
     return old
 
 
-def manifest_params(out_dir: str | Path, **changes: Any) -> Params:
-    """The parameters the results in ``out_dir`` were made with (its first run's), with ``changes``.
+def manifest_params(out_dir: str | Path, params: Params | None = None) -> Params:
+    """The parameters to re-render the results in ``out_dir`` with, exactly as they were scored.
 
-    Notebooks 03 and 04 use them, so that Figure 2 is rendered exactly as the scored images were.
+    With ``params`` (the current profile's): check that its settings are the results' (a one-line
+    ``ValueError`` naming each difference otherwise) and take the speed options that change images
+    at float rounding (``channels_last``, ``compile_unet``, ``batch_size``) from the first run, the
+    rest (paths, device, couplings, seeds) from ``params``. Without it: the first run's parameters
+    as recorded (for comparing finished runs, see :mod:`otinterp.compare`).
     """
     from otinterp.params import make
 
-    recorded = read_manifest(Path(out_dir) / "manifest.json")["params"]
-    return make(**{**recorded, **changes})
+    manifest = read_manifest(Path(out_dir) / "manifest.json")
+    recorded = manifest["params"]
+    if params is None:  # fields an older version recorded and this one no longer has are left out
+        return make(**{k: v for k, v in recorded.items() if k in Params.__dataclass_fields__})
+    diffs = _differences(manifest["key"], params.result_key())
+    if diffs:
+        raise ValueError(f"{out_dir} holds results of other settings than profile {params.profile!r} "
+                         f"({'; '.join(diffs)})")
+    return params.replace(**{k: recorded[k] for k in ("channels_last", "compile_unet", "batch_size") if k in recorded})
+
+
+def _differences(there: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    diffs = [f"{name}: {there.get(name)!r} there, {value!r} now" for name, value in now.items() if there.get(name) != value]
+    return diffs + [f"{name}: {value!r} there, not a setting now" for name, value in there.items() if name not in now]
+
+
+def trace_note(out_dir: str | Path) -> str:
+    """One line that ties a table or figure to its results: folder, settings hash, code version."""
+    manifest = read_manifest(Path(out_dir) / "manifest.json")
+    git = manifest.get("git") or {}
+    commit = (git.get("commit") or "unknown")[:12] + (" (uncommitted changes)" if git.get("dirty") else "")
+    return f"results {Path(out_dir)}, settings {manifest['key_sha256'][:12]}, code {commit}"
 
 
 # --- per-run records --------------------------------------------------------------------------
@@ -222,10 +257,12 @@ def measured_rate(out_dir: str | Path, params: Params, *, benchmarks: Sequence[s
     device name, model, image size, steps, dtype and scheduler. None if there are none.
     """
     name = device_name(params.device)
-    keys = ("model", "height", "width", "steps", "dtype", "scheduler")
+    keys = ("height", "width", "steps", "dtype", "scheduler")
 
     def matches(record: dict, settings: dict) -> bool:
+        model = settings.get("model")
         return (record.get("device_name") == name and bool(record.get("images_per_s"))
+                and (model == params.model or SAME_ARCHITECTURE.get(model) == params.model)
                 and all(settings.get(k) == getattr(params, k) for k in keys))
 
     runs, benched = [], []
@@ -348,21 +385,31 @@ class Claims:
         return self.folder / f"{unit[0]}-{unit[1]}.lock"
 
     def claim(self, unit: tuple[str, int]) -> bool:
-        """Take ``unit``'s lock; False if another live worker holds it."""
+        """Take ``unit``'s lock; False if another live worker holds it.
+
+        A stale lock is first renamed to a name of our own (only one worker's rename can succeed),
+        then the lock is created exclusively, so two workers never both take over the same lock.
+        """
         path = self._path(unit)
-        for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if not self._stale(path):
+                return False
+            grave = path.with_name(f".{path.name}.{self.me['host']}.{self.me['pid']}.stale")
+            try:
+                os.rename(path, grave)
+            except FileNotFoundError:  # another worker took it over first
+                return False
+            grave.unlink(missing_ok=True)
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                if not self._stale(path):
-                    return False
-                path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as fh:
-                json.dump({**self.me, "time": _now()}, fh)
-            self.held.append(path)
-            return True
-        return False
+                return False
+        with os.fdopen(fd, "w") as fh:
+            json.dump({**self.me, "time": _now()}, fh)
+        self.held.append(path)
+        return True
 
     def _stale(self, path: Path) -> bool:
         try:
@@ -386,11 +433,11 @@ class Claims:
         for path in self.held:
             path.touch(exist_ok=True)
 
-    def release(self) -> None:
-        """Remove every held lock."""
-        for path in self.held:
+    def release(self, unit: tuple[str, int] | None = None) -> None:
+        """Remove ``unit``'s lock, or every held lock."""
+        for path in [self._path(unit)] if unit is not None else list(self.held):
             path.unlink(missing_ok=True)
-        self.held.clear()
+            self.held.remove(path)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -431,6 +478,10 @@ def load_results(out_dir: str | Path, pairs: pd.DataFrame | None = None, *, para
     if params is not None:
         df = df[df["seed"].isin(params.latent_seeds) & df["coupling"].isin(params.couplings)]
     if pairs is not None:
+        if params is not None and params.max_pairs is not None:  # a pilot's pairs, as the run drew them
+            from otinterp.data import balanced_subset
+
+            pairs = balanced_subset(pairs, params.max_pairs)
         current = pairs.assign(pair_key=[pair_key(*r) for r in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)])
         current = current.assign(_order=range(len(current)))[["pair_key", "_order", "group", "score"]]
         df = df.drop(columns=["group", "score"]).merge(current, on="pair_key", how="inner")

@@ -202,3 +202,15 @@ def test_path_cost_of_slerp_is_the_identity_pairing():
     assert path_cost("ot", x, y, path_coupling("ot", x, y)) == wasserstein2(x, y)
     with pytest.raises(ValueError, match="unknown path 'geodesic'"):
         path_cost("geodesic", x, y, perm)
+
+
+def test_random_coupling_keeps_the_fixed_rows_and_its_historic_draw():
+    from otinterp.couplings import random_coupling
+
+    rng = lambda: np.random.default_rng(7)  # noqa: E731
+    legacy = np.concatenate([[0], 1 + rng().permutation(76)])
+    np.testing.assert_array_equal(random_coupling(77, rng()), legacy)  # BOS kept: results stay valid
+    free = random_coupling(77, rng(), fixed=0)
+    assert sorted(free) == list(range(77)) and free[0] != 0  # a token set without BOS (Flux)
+    with pytest.raises(ValueError, match="0 <= fixed <= n"):
+        random_coupling(3, rng(), fixed=4)

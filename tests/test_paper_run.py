@@ -93,7 +93,7 @@ def test_make_reruns_only_what_changed(smoke_run):
     dry = commands(make("-n", *inner, "-W", "notebooks/03_statistics.ipynb", root=smoke_run.root))
     assert dry == ["notebooks/03_statistics.ipynb"]
     dry = commands(make("-n", *inner, "-W", "notebooks/01_dataset.ipynb", root=smoke_run.root))
-    assert sorted(dry) == [f"notebooks/{n}.ipynb" for n in NOTEBOOKS[1:]]
+    assert sorted(dry) == [f"notebooks/{n}.ipynb" for n in NOTEBOOKS[1:5]]  # 05 explores prompts, not results
 
 
 def test_make_progress_reaches_the_terminal(smoke_run):
@@ -135,8 +135,11 @@ def test_bad_profiles_fail_in_seconds_with_one_line(tmp_path, profile, message):
 
 
 def test_random_weight_tables_carry_the_caveat(smoke_run):
-    for name in ("table1.csv", "hypotheses.csv", "tests_ppl.csv"):
-        assert "random weights" in (smoke_run.run / "tables" / name).read_text().splitlines()[0]
+    for name in ("table1.csv", "hypotheses.csv", "tests_ppl.csv", "invariance.csv"):
+        notes = [line for line in (smoke_run.run / "tables" / name).read_text().splitlines() if line.startswith("#")]
+        assert any("random weights" in line for line in notes), name
+    notes = (smoke_run.run / "tables" / "table1.md").read_text()
+    assert "model: tiny (sd family)" in notes and "settings " in notes  # the model, and the trace to the run
     assert len(pd.read_csv(smoke_run.run / "tables" / "table1.csv", comment="#")) == 2
 
 

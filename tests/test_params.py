@@ -183,3 +183,9 @@ def test_demo_profile_is_the_paper_on_the_bundled_pairs():
 def test_every_shipped_profile_validates(profile):
     p = params.load(profile)
     assert p.profile == profile and p.run_dir.endswith(f"runs/{profile}")
+
+
+def test_replace_keys_integers_as_floats_like_make():
+    p = params.make().replace(guidance=8)
+    assert p.guidance == 8.0 and isinstance(p.guidance, float)
+    assert p.result_key() == params.make(guidance=8.0).result_key()
