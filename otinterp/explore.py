@@ -72,7 +72,8 @@ def load_models(params: Params) -> tuple[Any, torch.nn.Module]:
     from otinterp.experiment import pipeline_for
     from otinterp.ppl import load_lpips
 
-    return pipeline_for(params), load_lpips(params.lpips_net, params.lpips_backbone, device=params.device)
+    return pipeline_for(params), load_lpips(params.lpips_net, params.lpips_backbone, device=params.device,
+                                            seed=params.seed)
 
 
 def prompt_tokens(pipe: Any, prompt: str) -> list[str]:

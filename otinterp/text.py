@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from diffusers import StableDiffusionPipeline
 
+from otinterp.families import family_of
 from otinterp.families.base import tokenize_with
 
 __all__ = ["tokenize", "encode_ids", "encode", "uncond_embedding"]
@@ -58,11 +59,7 @@ def encode_ids(pipe: StableDiffusionPipeline, ids: torch.Tensor) -> torch.Tensor
     embeds : (N, 77, D) tensor
         On the pipeline's device, in the text encoder's dtype.
     """
-    if not isinstance(pipe, StableDiffusionPipeline):
-        raise TypeError(
-            f"otinterp.text encodes for SD 1.x/2.x only, not {type(pipe).__name__}: use "
-            f"otinterp.families.family_of(pipe).encode(pipe, prompts) (token set and global vector)"
-        )
+    _require_sd(pipe)
     if ids.ndim != 2:
         raise ValueError(f"token ids must be a 2-D (prompts, positions) tensor, got shape {tuple(ids.shape)}")
     return pipe.text_encoder(ids.to(pipe.device))[0]
@@ -82,12 +79,20 @@ def encode(pipe: StableDiffusionPipeline, prompts: Sequence[str], *, batch_size:
     Returns
     -------
     embeds : (N, 77, D) tensor
-        On the pipeline's device, in the text encoder's dtype (as ``encode_prompt`` returns them).
+        On the pipeline's device, in the text encoder's dtype (as ``encode_prompt`` returns them):
+        the SD family's token set, ``family_of(pipe).encode(pipe, prompts).tokens``.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    ids = tokenize(pipe, prompts)
-    return torch.cat([encode_ids(pipe, chunk) for chunk in ids.split(batch_size)])
+    _require_sd(pipe)
+    return family_of(pipe).encode(pipe, prompts, batch_size=batch_size).tokens
+
+
+def _require_sd(pipe: object) -> None:
+    """A clear error for a pipeline of another family, naming the family encoder to use instead."""
+    if not isinstance(pipe, StableDiffusionPipeline):
+        raise TypeError(
+            f"otinterp.text encodes for SD 1.x/2.x only, not {type(pipe).__name__}: use "
+            f"otinterp.families.family_of(pipe).encode(pipe, prompts) (token set and global vector)"
+        )
 
 
 def uncond_embedding(pipe: StableDiffusionPipeline) -> torch.Tensor:

@@ -223,3 +223,16 @@ def test_paths_are_the_experiments_on_a_family_with_a_global_vector():
         assert ex.costs[p] == unit[p]["cost"] and ex.w2 == unit[p]["w2"]
         assert torch.equal(ex.images[p], unit[p]["images"])
     assert not torch.equal(ex.images["ot"][1], ex.images["clip"][1])
+
+
+def test_random_lpips_backbone_is_the_experiments_for_the_runs_seed():
+    """The explorer's LPIPS is built as the experiment builds it: a random backbone seeded with ``seed``."""
+    from otinterp.ppl import load_lpips
+
+    params = E.profile_params("smoke", {"seed": 7})
+    _, lpips_model = E.load_models(params)
+    same = load_lpips(params.lpips_net, params.lpips_backbone, device=params.device, seed=7)
+    other = load_lpips(params.lpips_net, params.lpips_backbone, device=params.device, seed=0)
+    weights = lpips_model.state_dict()
+    assert all(torch.equal(weights[k], v) for k, v in same.state_dict().items())
+    assert not all(torch.equal(weights[k], v) for k, v in other.state_dict().items())

@@ -95,6 +95,30 @@ def test_unconditional_input_follows_the_pipeline(spec):
 
 
 @pytest.mark.parametrize("spec", TINY)
+def test_fixed_rows_are_the_rows_every_prompt_shares(spec):
+    """The leading ``fixed_rows`` rows (CLIP's BOS) are the same for every prompt; the next row is a word's."""
+    pipe = tiny(spec)
+    family = family_of(pipe)
+    assert family.fixed_rows == (0 if family.name == "flux" else 1)
+    tokens = family.encode(pipe, [PROMPTS[0], "two dogs", ""]).tokens  # different first words
+    k = family.fixed_rows
+    assert torch.equal(tokens[0, :k], tokens[1, :k]) and torch.equal(tokens[0, :k], tokens[2, :k])
+    assert (tokens[0, k] - tokens[1, k]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("spec", ["sdxl-tiny", "sd3-tiny"])
+def test_pooled_families_pass_tokens_and_global_vector_with_their_negatives(spec):
+    pipe = tiny(spec)
+    family = family_of(pipe)
+    cond = family.encode(pipe, PROMPTS)
+    uncond = family.unconditional(pipe).expand(2)
+    assert family.call_kwargs(pipe, cond, None, 5.0) == {"prompt_embeds": cond.tokens, "pooled_prompt_embeds": cond.pooled}
+    kwargs = family.call_kwargs(pipe, cond, uncond, 5.0)
+    assert kwargs["negative_prompt_embeds"] is uncond.tokens and kwargs["negative_pooled_prompt_embeds"] is uncond.pooled
+    assert kwargs["prompt_embeds"] is cond.tokens and kwargs["pooled_prompt_embeds"] is cond.pooled
+
+
+@pytest.mark.parametrize("spec", TINY)
 def test_denoiser_and_image_are_invariant_to_token_row_order(spec):
     pipe = tiny(spec)
     cond = family_of(pipe).encode(pipe, PROMPTS)

@@ -1,7 +1,11 @@
 """Permutation invariance: the UNet is invariant to the embedding's row order, the text encoder is not."""
 
+import re
+from pathlib import Path
+
 import matplotlib
 import numpy as np
+import papermill
 import pytest
 import torch
 
@@ -16,6 +20,8 @@ from otinterp.invariance import (
     verdict,
 )
 from otinterp.models import load_pipeline
+from otinterp.params import RANDOM_WEIGHTS_NOTE
+from otinterp.stats import read_table_csv
 from otinterp.text import encode
 
 matplotlib.use("Agg")
@@ -25,6 +31,7 @@ matplotlib.use("Agg")
 RTOL = 1e-5
 
 PROMPTS = ["a photo of a cat", "a red double decker bus on a city street"]
+ROOT = Path(__file__).resolve().parents[1]
 DIFF_COLUMNS = ["max_abs_diff", "mean_abs_diff", "scale", "rel_max_diff"]
 
 
@@ -134,3 +141,25 @@ def test_plot_pair(tables):
     fig = plot_pair(pictures[0, 0], pictures[0, 1], title="random weights: images mean nothing")
     assert fig._suptitle.get_text() == "random weights: images mean nothing"
     assert len(fig.axes) == 4  # two images, the difference, its colour bar
+
+
+def test_notebook_runs_on_a_family_with_a_global_vector_and_writes_the_caveat(tmp_path, monkeypatch):
+    """Notebook 00 on SDXL's tiny pipeline: one pipeline, the family's encoder, a CSV that says random weights."""
+    monkeypatch.setenv("OTINTERP_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("OTINTERP_FIGURES", str(tmp_path / "figures"))
+    profile = (ROOT / "params" / "smoke.yaml").read_text()
+    for key, value in {"model": "sdxl-tiny", "steps": 2, "n_perms": 1, "height": 32, "width": 32}.items():
+        profile, n = re.subn(rf"^{key}: .*$", f"{key}: {value}", profile, flags=re.MULTILINE)
+        assert n == 1, key
+    yaml = tmp_path / "sdxl00.yaml"
+    yaml.write_text(profile)
+    out = tmp_path / "00.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "00_permutation_invariance.ipynb"), str(out),
+                               cwd=str(ROOT / "notebooks"), parameters={"profile": str(yaml)},
+                               kernel_name="python3", progress_bar=False)
+    csv = tmp_path / "runs" / "sdxl00" / "tables" / "invariance.csv"
+    first = csv.read_text().splitlines()[0]
+    assert first.startswith("# ") and RANDOM_WEIGHTS_NOTE in first
+    table = read_table_csv(csv)
+    assert set(table.check) == {"unet", "images", "text_encoder"}
+    assert "StableDiffusionXLPipeline" in out.read_text()

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Conditioning", "Family", "check_prompts", "tokenize_with", "word_positions"]
+__all__ = ["Conditioning", "Family", "PooledGuidedFamily", "check_prompts", "tokenize_with", "word_positions"]
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,17 @@ class Family:
     flow_matching : bool
         Whether the model is trained with flow matching (its scheduler cannot be swapped for a
         DDPM-family one).
+    fixed_rows : int
+        How many leading rows of the token set are the same for every prompt and so stay in place
+        under the random coupling: 1 where row 0 is CLIP's BOS (SD, SDXL, and SD3, whose token set
+        starts with its CLIP block), 0 where row 0 is already a word (Flux's T5 tokens, no BOS).
     """
 
     name: str
     title: str
     pipeline_class: type
     flow_matching: bool = False
+    fixed_rows: int
 
     def load_options(self) -> dict[str, Any]:
         """Extra keywords of ``from_pretrained`` / ``from_single_file``."""
@@ -180,6 +185,20 @@ class Family:
             In ``[0, num_train_timesteps)``, the scheduler's scale.
         """
         raise NotImplementedError
+
+
+class PooledGuidedFamily(Family):
+    """A family with a global vector and an unconditional input for guidance (SDXL, SD3).
+
+    Its pipeline takes both as ``prompt_embeds`` / ``pooled_prompt_embeds`` and their ``negative_``
+    counterparts.
+    """
+
+    def call_kwargs(self, pipe: Any, cond: Conditioning, uncond: Conditioning | None, guidance: float) -> dict[str, Any]:
+        kwargs = {"prompt_embeds": cond.tokens, "pooled_prompt_embeds": cond.pooled}
+        if uncond is not None:
+            kwargs |= {"negative_prompt_embeds": uncond.tokens, "negative_pooled_prompt_embeds": uncond.pooled}
+        return kwargs
 
 
 def tokenize_with(tokenizer: Any, prompts: Sequence[str], max_length: int) -> torch.Tensor:

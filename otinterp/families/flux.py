@@ -28,6 +28,7 @@ class FluxFamily(Family):
     title = "Flux"
     pipeline_class = FluxPipeline
     flow_matching = True
+    fixed_rows = 0  # row 0 is the prompt's first T5 token: no BOS
 
     def t5_length(self, pipe: Any) -> int:
         """256 for schnell (no guidance embedding), 512 for dev: each model card's sequence length."""

@@ -25,6 +25,7 @@ class SDFamily(Family):
     name = "sd"
     title = "Stable Diffusion 1.x/2.x"
     pipeline_class = StableDiffusionPipeline
+    fixed_rows = 1  # row 0 is CLIP's BOS
 
     def load_options(self) -> dict[str, Any]:
         return {"safety_checker": None, "requires_safety_checker": False}

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from diffusers import StableDiffusion3Pipeline
 
-from otinterp.families.base import Conditioning, Family, tokenize_with
+from otinterp.families.base import Conditioning, PooledGuidedFamily, tokenize_with
 
 __all__ = ["SD3Family", "T5_LENGTH"]
 
@@ -26,13 +26,14 @@ T5_LENGTH = 256
 _CLIP = ("tokenizer", "tokenizer_2")
 
 
-class SD3Family(Family):
+class SD3Family(PooledGuidedFamily):
     """SD3: token set ``(N, 77 + 256, 4096)``, pooled ``(N, 2048)``, unconditional ``E("")``."""
 
     name = "sd3"
     title = "Stable Diffusion 3"
     pipeline_class = StableDiffusion3Pipeline
     flow_matching = True
+    fixed_rows = 1  # row 0 is the CLIP block's BOS
 
     def tokenize(self, pipe: Any, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         ids = {k: tokenize_with(getattr(pipe, k), prompts, pipe.tokenizer_max_length) for k in _CLIP}
@@ -65,12 +66,6 @@ class SD3Family(Family):
 
     def size_multiple(self, pipe: Any) -> int:
         return pipe.vae_scale_factor * pipe.transformer.config.patch_size
-
-    def call_kwargs(self, pipe: Any, cond: Conditioning, uncond: Conditioning | None, guidance: float) -> dict[str, Any]:
-        kwargs = {"prompt_embeds": cond.tokens, "pooled_prompt_embeds": cond.pooled}
-        if uncond is not None:
-            kwargs |= {"negative_prompt_embeds": uncond.tokens, "negative_pooled_prompt_embeds": uncond.pooled}
-        return kwargs
 
     def predict(self, pipe: Any, latent: torch.Tensor, timestep: float, cond: Conditioning,
                 height: int, width: int, guidance: float) -> torch.Tensor:

@@ -15,19 +15,20 @@ from typing import Any
 import torch
 from diffusers import StableDiffusionXLPipeline
 
-from otinterp.families.base import Conditioning, Family, tokenize_with
+from otinterp.families.base import Conditioning, PooledGuidedFamily, tokenize_with
 
 __all__ = ["SDXLFamily"]
 
 _TOKENIZERS = ("tokenizer", "tokenizer_2")
 
 
-class SDXLFamily(Family):
+class SDXLFamily(PooledGuidedFamily):
     """SDXL: token set ``(N, 77, 2048)``, pooled ``(N, 1280)``, zero unconditional input."""
 
     name = "sdxl"
     title = "SDXL"
     pipeline_class = StableDiffusionXLPipeline
+    fixed_rows = 1  # row 0 is CLIP's BOS (both encoders')
 
     def tokenize(self, pipe: Any, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         return {k: tokenize_with(getattr(pipe, k), prompts, getattr(pipe, k).model_max_length) for k in _TOKENIZERS}
@@ -50,12 +51,6 @@ class SDXLFamily(Family):
 
     def token_width(self, pipe: Any) -> int:
         return pipe.unet.config.cross_attention_dim
-
-    def call_kwargs(self, pipe: Any, cond: Conditioning, uncond: Conditioning | None, guidance: float) -> dict[str, Any]:
-        kwargs = {"prompt_embeds": cond.tokens, "pooled_prompt_embeds": cond.pooled}
-        if uncond is not None:
-            kwargs |= {"negative_prompt_embeds": uncond.tokens, "negative_pooled_prompt_embeds": uncond.pooled}
-        return kwargs
 
     def predict(self, pipe: Any, latent: torch.Tensor, timestep: float, cond: Conditioning,
                 height: int, width: int, guidance: float) -> torch.Tensor:
