@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -120,7 +121,7 @@ def in_shard(key: str, shard: tuple[int, int]) -> bool:
 
 def path_embeddings(x: torch.Tensor, y: torch.Tensor, pair_id: str, *, seed: int, n_intervals: int,
                     couplings: Sequence[str] = C.COUPLINGS, pooled: tuple[torch.Tensor, torch.Tensor] | None = None,
-                    ) -> dict[str, dict[str, Any]]:
+                    fixed_rows: int = 1) -> dict[str, dict[str, Any]]:
     """Couplings, costs and interior path points of one pair, for each path.
 
     Parameters
@@ -135,6 +136,8 @@ def path_embeddings(x: torch.Tensor, y: torch.Tensor, pair_id: str, *, seed: int
         Paths to build, from :data:`otinterp.couplings.PATHS`.
     pooled : pair of (p,) tensors, optional
         The global vectors of the two prompts, interpolated linearly and identically for every path.
+    fixed_rows : int
+        Leading rows the random coupling keeps in place (the family's ``fixed_rows``: CLIP's BOS).
 
     Returns
     -------
@@ -152,7 +155,7 @@ def path_embeddings(x: torch.Tensor, y: torch.Tensor, pair_id: str, *, seed: int
         pooled_path = ((1 - w) * pa + w * pb).to(pooled[0].dtype)
     out = {}
     for name in couplings:
-        perm = C.path_coupling(name, xa, ya, rng)
+        perm = C.path_coupling(name, xa, ya, rng, fixed=fixed_rows)
         interior = torch.from_numpy(C.path_points(name, xa, ya, ts, perm=perm)).to(x.dtype)
         out[name] = {"perm": perm, "cost": C.path_cost(name, xa, ya, perm), "interior": interior,
                      "pooled": pooled_path}
@@ -183,7 +186,7 @@ def render_unit(pipe, cond_a, cond_b, pair_id: str, params: Params, *, seed: int
 
     pooled = None if cond_a.pooled is None else (cond_a.pooled, cond_b.pooled)
     paths = path_embeddings(cond_a.tokens, cond_b.tokens, pair_id, seed=params.seed, n_intervals=params.n_intervals,
-                            couplings=couplings, pooled=pooled)
+                            couplings=couplings, pooled=pooled, fixed_rows=family_of(pipe).fixed_rows)
 
     def draw(tokens: torch.Tensor, pooled_batch: torch.Tensor | None) -> torch.Tensor:
         if len(tokens) == 0:  # K = 1: the endpoints only
@@ -234,7 +237,8 @@ def render_pairs(params: Params, pairs: pd.DataFrame, *, pipe=None, seed: int | 
     params = with_batch_size(params, pipe)
     pairs = check_pairs(pairs)
     prompts = pairs[["prompt_a", "prompt_b"]].to_numpy().ravel().tolist()
-    cond = encode_cached(pipe, prompts, Path(params.results_dir) / "embeddings", _model_key(params))
+    cond = encode_cached(pipe, prompts, Path(params.results_dir) / "embeddings", _model_key(params),
+                         batch_size=params.batch_size)
     uncond = family_of(pipe).unconditional(pipe)
     seed = params.latent_seeds[0] if seed is None else seed
     return {pid: render_unit(pipe, cond[a], cond[b], pid, params, seed=seed, couplings=params.couplings, uncond=uncond)
@@ -247,24 +251,49 @@ def _model_key(params: Params) -> str:
     return hashlib.sha256(f"{params.model}|{params.dtype}".encode()).hexdigest()[:16]
 
 
-def encode_cached(pipe, prompts: Sequence[str], cache_dir: str | Path, model_key: str, *, batch_size: int = 64) -> dict:
+def encode_cached(pipe, prompts: Sequence[str], cache_dir: str | Path, model_key: str, *,
+                  batch_size: int = 64) -> "Encodings":
     """The :class:`~otinterp.families.Conditioning` of each unique prompt, encoded once and kept on disk.
 
-    Files are keyed by ``model_key`` and a SHA-256 of the prompt and written atomically.
-    Returns ``{prompt: Conditioning}`` with ``tokens (L, D)`` and ``pooled (P,)`` or None, on the CPU.
-    """
+    Prompts not yet on disk are encoded ``batch_size`` at a time, each chunk moved to the CPU and
+    written (atomically, keyed by ``model_key`` and a SHA-256 of the prompt) before the next, so
+    neither the GPU nor the host ever holds every encoding (SD3's token sets are 2.7 MB each).
 
+    Returns
+    -------
+    Encodings
+        A read-only mapping ``{prompt: Conditioning}`` (``tokens (L, D)``, ``pooled (P,)`` or None,
+        on the CPU) that reads a prompt's file when it is looked up.
+    """
     folder = Path(cache_dir) / model_key
     folder.mkdir(parents=True, exist_ok=True)
     file = {p: folder / (hashlib.sha256(p.encode()).hexdigest()[:24] + ".pt") for p in dict.fromkeys(prompts)}
     todo = [p for p, f in file.items() if not f.exists()]
-    if todo:
-        cond = family_of(pipe).encode(pipe, todo, batch_size=batch_size)
-        for i, p in enumerate(todo):
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start:start + batch_size]
+        cond = family_of(pipe).encode(pipe, chunk, batch_size=batch_size)
+        for i, p in enumerate(chunk):
             item = {"tokens": cond.tokens[i].cpu().clone(),
                     "pooled": None if cond.pooled is None else cond.pooled[i].cpu().clone()}
             atomic_write(lambda path, item=item: torch.save(item, path), file[p])
-    return {p: Conditioning(**torch.load(f, weights_only=True)) for p, f in file.items()}
+        del cond
+    return Encodings(file)
+
+
+class Encodings(Mapping):
+    """``{prompt: Conditioning}`` read from the encoding cache on lookup (see :func:`encode_cached`)."""
+
+    def __init__(self, files: dict[str, Path]) -> None:
+        self.files = files
+
+    def __getitem__(self, prompt: str) -> Conditioning:
+        return Conditioning(**torch.load(self.files[prompt], weights_only=True))
+
+    def __iter__(self):
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
 
 
 # --- result rows ------------------------------------------------------------------------------
@@ -388,7 +417,7 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
     todo = [u for u in units if index.missing(u[1:], params.couplings)]
     total = len(units)
     record = start_record(out_dir, params, pairs, shard)
-    n_images, t0, busy = 0, time.perf_counter(), 0
+    n_images, busy = 0, 0
     if todo:
         pipe = pipe if pipe is not None else pipeline_for(params)
         params = with_batch_size(params, pipe)
@@ -397,9 +426,10 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
             lpips_model = load_lpips(params.lpips_net, params.lpips_backbone, device=params.device, seed=params.seed)
         uncond = family.unconditional(pipe)
         cond = encode_cached(pipe, [pairs.at[i, c] for i, _, _ in todo for c in ("prompt_a", "prompt_b")],
-                             out_dir / "embeddings", _model_key(params))
+                             out_dir / "embeddings", _model_key(params), batch_size=params.batch_size)
     claims = Claims(out_dir)
     progress = _Progress(total, total - len(todo), every=progress_every, disable=disable)
+    t0 = time.perf_counter()  # after loading models and encoding prompts: the rate is rendering's
     try:
         queue = list(todo)
         while queue:
@@ -410,10 +440,16 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
                 missing = index.missing((k, s), params.couplings)
                 if not missing:  # finished by another worker meanwhile
                     progress.advance(1)
-                elif claims.claim((k, s)):
-                    batch.append((unit, missing))
-                else:
+                elif not claims.claim((k, s)):
                     busy += 1
+                else:  # another worker may have finished it between our refresh and our claim
+                    index.refresh()
+                    missing = index.missing((k, s), params.couplings)
+                    if missing:
+                        batch.append((unit, missing))
+                    else:
+                        claims.release((k, s))
+                        progress.advance(1)
             if not batch:
                 continue
             frames = []

@@ -407,3 +407,48 @@ def test_dry_run_rate_from_a_benchmark_file(tmp_path):
     rate, source = results.measured_rate(tmp_path / "none", P, benchmarks=[bench])
     assert rate == 5.0 and "benchmark" in source  # the record with other steps does not count
     assert results.measured_rate(tmp_path / "none", P.replace(height=64), benchmarks=[bench]) is None
+
+
+def test_prompts_are_encoded_in_chunks_and_read_on_lookup(tmp_path, pipe, monkeypatch):
+    fam = experiment.family_of(pipe)
+    sizes = []
+    original = type(fam).encode
+
+    def counting(self, pipe, prompts, **kw):
+        sizes.append(len(prompts))
+        return original(self, pipe, prompts, **kw)
+
+    monkeypatch.setattr(type(fam), "encode", counting)
+    prompts = [f"a photo of {n} cats" for n in range(5)]
+    got = experiment.encode_cached(pipe, prompts, tmp_path, "k", batch_size=2)
+    assert sizes == [2, 2, 1] and len(got) == 5 and list(got) == prompts
+    torch.testing.assert_close(got[prompts[4]].tokens, encode(pipe, prompts[4:])[0])
+
+
+def test_manifest_params_check_the_profile_and_keep_the_speed_options(tmp_path, pipe, lpips_model, pairs):
+    run(tmp_path, pairs.iloc[:1], pipe, lpips_model)
+    faster = P.replace(batch_size=2, channels_last=True, device="cpu")
+    again = results.manifest_params(tmp_path, faster)
+    assert (again.batch_size, again.channels_last) == (P.batch_size, P.channels_last)  # as the images were made
+    with pytest.raises(ValueError, match=r"other settings than profile 'smoke' \(steps: 3 there, 5 now\)"):
+        results.manifest_params(tmp_path, P.replace(steps=5))
+    assert "settings " + results.settings_sha256(P.result_key())[:12] in results.trace_note(tmp_path)
+
+
+def test_a_pilot_run_reads_back_only_its_own_pairs(tmp_path, pipe, lpips_model, pairs):
+    run(tmp_path, pairs, pipe, lpips_model)
+    pilot = P.replace(max_pairs=2)
+    got = experiment.load_results(tmp_path, pairs, params=pilot)
+    assert list(got["pair_id"].unique()) == list(experiment.select_pairs(pilot, pairs)["pair_id"])
+
+
+def test_a_stale_lock_is_taken_over_by_one_worker_only(tmp_path):
+    lock = tmp_path / "locks" / "k-0.lock"
+    workers = [results.Claims(tmp_path) for _ in range(2)]
+    lock.write_text(json.dumps({"host": "elsewhere", "pid": 1}))
+    os.utime(lock, (time.time() - results.LOCK_STALE_S - 1,) * 2)
+    workers[1].me = {**workers[1].me, "pid": os.getppid()}
+    assert [w.claim(("k", 0)) for w in workers] == [True, False]
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+    workers[0].release(("k", 0))
+    assert not lock.exists() and not workers[0].held
