@@ -404,7 +404,7 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
     repair : bool
         Move damaged parts (and rewrite a damaged manifest) instead of stopping with an error.
     progress_every : float
-        Seconds between plain progress lines (pairs done, images/s, ETA) on standard output.
+        Seconds between plain progress lines (pairs done, images/s, ETA) on standard error.
     """
     pairs = select_pairs(params, pairs)
     shard = parse_shard(shard)
@@ -485,7 +485,8 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
 
 
 class _Progress:
-    """A tqdm bar (for notebooks) and plain lines every ``every`` seconds (for a terminal watching)."""
+    """A tqdm bar (for notebooks) and plain lines on stderr every ``every`` seconds (for a terminal:
+    ``make paper`` shows a notebook's stderr as it runs)."""
 
     def __init__(self, total: int, done: int, *, every: float, disable: bool) -> None:
         self.total, self.done, self.every, self.last = total, done, every, time.perf_counter()
@@ -504,7 +505,7 @@ class _Progress:
             self.last = now
             left = (self.total - self.done) * seconds / max(self.done - self.start_done, 1)
             print(f"experiment: {self.done}/{self.total} pair×latent units, {rate:.2f} images/s, "
-                  f"ETA {_duration(left)}", flush=True)
+                  f"ETA {_duration(left)}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self.bar.close()

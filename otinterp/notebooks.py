@@ -29,10 +29,6 @@ from otinterp.params import REPO_ROOT, parse_overrides
 
 __all__ = ["notebook_parameters", "execute", "main", "REPO_ROOT"]
 
-#: papermill's own log lines, left out of the terminal (the notebook's output is kept).
-_PAPERMILL_CHATTER = ("Executing Cell", "Ending Cell", "Input Notebook", "Output Notebook", "Executing notebook",
-                      "Black is not installed")
-
 #: The names every notebook's parameters cell declares.
 PROFILE_NAMES = ("profile", "overrides")
 
@@ -96,11 +92,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override one parameter (YAML value), e.g. --set seed=1")
     args = parser.parse_args(argv)
-    # The notebook's own output (progress lines, tables) reaches the terminal as it is produced.
+    # What the notebook writes to stderr (the experiment's progress lines, warnings) reaches the
+    # terminal as it is produced; its tables and figures stay in the executed notebook.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logger = logging.getLogger("papermill")
-    logger.setLevel(logging.INFO)
-    logger.addFilter(lambda record: not str(record.msg).startswith(_PAPERMILL_CHATTER))
     name, start = args.notebook.stem, time.perf_counter()
     print(f"== {name} ({args.profile})", file=sys.stderr, flush=True)
     try:
