@@ -8,7 +8,8 @@ from diffusers import FluxPipeline, StableDiffusion3Pipeline, StableDiffusionPip
 
 from otinterp.families import FAMILIES, Conditioning, family_for_class_name, family_of
 from otinterp.invariance import ENCODER_COMPARISON, check_images, check_text_encoder, check_unet, row_scopes
-from otinterp.models import OFFLINE_SPECS, load_pipeline, t5_standin_tokenizer
+from otinterp.models import OFFLINE_SPECS, load_pipeline
+from otinterp.offline import t5_standin_tokenizer
 from otinterp.render import render
 
 #: Relative float32 tolerance of the invariance (measured worst on these models: ~3e-6).

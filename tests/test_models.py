@@ -7,15 +7,8 @@ from accelerate import init_empty_weights
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from open_clip.tokenizer import SimpleTokenizer
 
-from otinterp.models import (
-    OFFLINE_SPECS,
-    SD15_CONFIGS,
-    TINY_CONFIGS,
-    clip_tokenizer,
-    load_pipeline,
-    prepare_for_speed,
-    weights_note,
-)
+from otinterp.models import OFFLINE_SPECS, load_pipeline, prepare_for_speed, weights_note
+from otinterp.offline import SD15_CONFIGS, TINY_CONFIGS, clip_tokenizer
 from otinterp.params import RANDOM_WEIGHT_MODELS, RANDOM_WEIGHTS_NOTE, make
 from otinterp.render import render
 from otinterp.text import encode

@@ -17,6 +17,7 @@ import torch
 from diffusers import FluxPipeline
 
 from otinterp.families.base import Conditioning, Family, tokenize_with
+from otinterp.offline import TINY_CONFIGS, WEIGHT_SEED, clip_tokenizer, t5_standin_tokenizer
 
 __all__ = ["FluxFamily"]
 
@@ -98,8 +99,6 @@ def build_tiny() -> FluxPipeline:
     tokenizer, no guidance embedding, flow-matching Euler) at tiny sizes, seeded random weights."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
-
-    from otinterp.models import TINY_CONFIGS, WEIGHT_SEED, clip_tokenizer, t5_standin_tokenizer
 
     text = TINY_CONFIGS["text_encoder"]
     t5_tokenizer = t5_standin_tokenizer()

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from diffusers import StableDiffusionPipeline
 
-from otinterp.families.base import Conditioning, Family
+from otinterp.families.base import Conditioning, Family, tokenize_with
+from otinterp.offline import SD21_SCHEDULER, TINY_CONFIGS, build_pipeline
 
 __all__ = ["SDFamily"]
 
@@ -31,14 +32,14 @@ class SDFamily(Family):
         return {"safety_checker": None, "requires_safety_checker": False}
 
     def tokenize(self, pipe: Any, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-        from otinterp.text import tokenize
+        return {"tokenizer": tokenize_with(pipe.tokenizer, prompts, pipe.tokenizer.model_max_length)}
 
-        return {"tokenizer": tokenize(pipe, prompts)}
-
+    @torch.inference_mode()
     def encode_ids(self, pipe: Any, ids: dict[str, torch.Tensor]) -> Conditioning:
-        from otinterp.text import encode_ids
-
-        return Conditioning(encode_ids(pipe, ids["tokenizer"]))
+        tokens = ids["tokenizer"]
+        if tokens.ndim != 2:
+            raise ValueError(f"token ids must be a 2-D (prompts, positions) tensor, got shape {tuple(tokens.shape)}")
+        return Conditioning(pipe.text_encoder(tokens.to(pipe.device))[0])
 
     def blocks(self, pipe: Any) -> dict[str, tuple[slice, tuple[str, ...]]]:
         return {"CLIP": (slice(0, pipe.tokenizer.model_max_length), ("tokenizer",))}
@@ -62,8 +63,6 @@ class SDFamily(Family):
 def build_tiny_sd21() -> StableDiffusionPipeline:
     """``sd21-tiny``: SD 2.x's data flow (OpenCLIP-style GELU encoder, linear-projection attention,
     v-prediction DDIM, ``!`` padding) at tiny sizes with seeded random weights."""
-    from otinterp.models import SD21_SCHEDULER, TINY_CONFIGS, build_pipeline
-
     return build_pipeline({
         "text_encoder": {**TINY_CONFIGS["text_encoder"], "hidden_size": 48, "projection_dim": 48,
                          "num_attention_heads": 4, "hidden_act": "gelu"},

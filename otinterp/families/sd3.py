@@ -17,6 +17,7 @@ import torch
 from diffusers import StableDiffusion3Pipeline
 
 from otinterp.families.base import Conditioning, PooledGuidedFamily, tokenize_with
+from otinterp.offline import TINY_CONFIGS, WEIGHT_SEED, clip_tokenizer, t5_standin_tokenizer
 
 __all__ = ["SD3Family", "T5_LENGTH"]
 
@@ -85,8 +86,6 @@ def build_tiny() -> StableDiffusion3Pipeline:
     MMDiT, flow-matching Euler) at tiny sizes, seeded random weights."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
-
-    from otinterp.models import TINY_CONFIGS, WEIGHT_SEED, clip_tokenizer, t5_standin_tokenizer
 
     text = TINY_CONFIGS["text_encoder"]
     t5_tokenizer = t5_standin_tokenizer()

@@ -16,6 +16,7 @@ import torch
 from diffusers import StableDiffusionXLPipeline
 
 from otinterp.families.base import Conditioning, PooledGuidedFamily, tokenize_with
+from otinterp.offline import TINY_CONFIGS, WEIGHT_SEED, clip_tokenizer
 
 __all__ = ["SDXLFamily"]
 
@@ -69,8 +70,6 @@ def build_tiny() -> StableDiffusionXLPipeline:
     conditions, Euler scheduler, zero unconditional input) at tiny sizes, seeded random weights."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
-    from otinterp.models import TINY_CONFIGS, WEIGHT_SEED, clip_tokenizer
 
     text = TINY_CONFIGS["text_encoder"]  # hidden 32, the CLIP vocabulary
     time_dim = 8
