@@ -60,9 +60,7 @@ def encode_ids(pipe: StableDiffusionPipeline, ids: torch.Tensor) -> torch.Tensor
         On the pipeline's device, in the text encoder's dtype.
     """
     _require_sd(pipe)
-    if ids.ndim != 2:
-        raise ValueError(f"token ids must be a 2-D (prompts, positions) tensor, got shape {tuple(ids.shape)}")
-    return pipe.text_encoder(ids.to(pipe.device))[0]
+    return family_of(pipe).encode_ids(pipe, {"tokenizer": ids}).tokens
 
 
 def encode(pipe: StableDiffusionPipeline, prompts: Sequence[str], *, batch_size: int = 64) -> torch.Tensor:
