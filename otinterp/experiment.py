@@ -47,7 +47,8 @@ from otinterp.io import atomic_write
 from otinterp.params import REPO_ROOT, Params, load as load_params, parse_overrides
 from otinterp.ppl import load_lpips, path_measures
 from otinterp.results import (
-    Claims, ResultIndex, finish_record, load_results, measured_rate, open_results, pair_key, start_record, write_part,
+    Claims, ResultIndex, finish_record, load_results, measured_rate, open_results, pair_key, read_manifest,
+    settings_sha256, start_record, write_part,
 )
 
 __all__ = [
@@ -350,8 +351,6 @@ def plan(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None,
     mine = [k for k in keys if in_shard(k, shard)]
     index = None
     if (out_dir / "manifest.json").is_file():
-        from otinterp.results import read_manifest, settings_sha256
-
         manifest = read_manifest(out_dir / "manifest.json")
         if manifest["key_sha256"] == settings_sha256(params.result_key()):
             index = ResultIndex(out_dir, manifest["key_sha256"])
