@@ -40,7 +40,7 @@ def test_render_throughput_writes_rate_records_and_no_gpu_peak_on_the_cpu(tmp_pa
     kept, *records = json.loads(out.read_text())
     assert kept == {"kept": True}
     assert [r["batch_size_asked"] for r in records] == [4, "auto"]
-    assert [r["batch_size"] for r in records] == [4, 64]  # auto on a CPU: the start value
+    assert [r["batch_size"] for r in records] == [4, 2]  # auto on a CPU: the start value, max(2, K - 1)
     for r in records:
         assert RATE_KEYS <= set(r)
         assert (r["model"], r["height"], r["width"], r["steps"], r["dtype"], r["scheduler"]) == \
