@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import papermill
+from jupyter_client.manager import AsyncKernelManager
 
 from otinterp import params as params_mod
 from otinterp.params import REPO_ROOT, parse_overrides
@@ -31,6 +32,15 @@ __all__ = ["notebook_parameters", "execute", "main", "REPO_ROOT"]
 
 #: The names every notebook's parameters cell declares.
 PROFILE_NAMES = ("profile", "overrides")
+
+
+class LocalKernelManager(AsyncKernelManager):
+    """A kernel reached over Unix sockets rather than TCP: headless runs open no network port
+    (and the kernel has no reason to warn about unencrypted TCP on every notebook)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.transport = "ipc"
 
 
 def notebook_parameters(notebook: str | Path, profile: str | Path, overrides: dict[str, Any] | None = None
@@ -76,6 +86,7 @@ def execute(notebook: str | Path, output: str | Path, profile: str | Path, overr
         papermill.execute_notebook(
             str(notebook), str(partial), parameters=parameters, cwd=str(notebook.parent), kernel_name="python3",
             log_output=log_output, progress_bar=False,
+            **({"kernel_manager_class": LocalKernelManager} if os.name == "posix" else {}),
         )
     except BaseException:
         if partial.exists():  # papermill saved the cells that ran, and the error: keep them to read
