@@ -44,9 +44,9 @@ PATH_LABELS = {**{c: LABELS.get(c, c) for c in PATHS}, "slerp": "Slerp"}
 
 #: Axis labels of the measures beyond PPL (:func:`measures_boxplots`).
 MEASURE_LABELS = {
-    "path_efficiency": "path efficiency LPIPS(I₀, I_K) / Σ d_k",
-    "excursion": "excursion max_k min(LPIPS to I₀, to I_K) / LPIPS(I₀, I_K)",
-    "smoothness": "smoothness 1 − Gini(d)",
+    "path_efficiency": "path efficiency\nLPIPS(I₀, I_K) / Σ d_k",
+    "excursion": "excursion\nmax_k min(d(I_k, I₀), d(I_k, I_K)) / d(I₀, I_K)",
+    "smoothness": "smoothness\n1 − Gini(d)",
 }
 
 _GROUP_LABEL = "similarity group"
