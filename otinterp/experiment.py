@@ -249,7 +249,7 @@ def render_pairs(params: Params, pairs: pd.DataFrame, *, pipe=None, seed: int | 
 # --- prompt encodings, cached on disk ----------------------------------------------------------
 
 def _model_key(params: Params) -> str:
-    return hashlib.sha256(f"{params.model}|{params.dtype}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{params.model_identity}|{params.dtype}".encode()).hexdigest()[:16]
 
 
 def encode_cached(pipe, prompts: Sequence[str], cache_dir: str | Path, model_key: str, *,

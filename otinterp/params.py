@@ -190,8 +190,30 @@ class Params:
         return dataclasses.asdict(self)
 
     def result_key(self) -> dict[str, Any]:
-        """The fields that decide the experiment's numbers (:data:`RESULT_FIELDS`)."""
-        return {name: getattr(self, name) for name in RESULT_FIELDS}
+        """The fields that decide the experiment's numbers (:data:`RESULT_FIELDS`).
+
+        A local model enters as :attr:`model_identity`, not as its path, so the same weights
+        mounted elsewhere (a login node and a compute node, a moved repository) key the same.
+        """
+        return {name: self.model_identity if name == "model" else getattr(self, name) for name in RESULT_FIELDS}
+
+    @property
+    def model_identity(self) -> str:
+        """``model`` for a spec or hub id; for a local folder or file, its name and a fingerprint.
+
+        A folder is fingerprinted by its ``model_index.json`` and the config files beside it, a
+        single checkpoint file by its size (hashing gigabytes of weights would take minutes).
+        """
+        path = Path(self.model)
+        if not path.exists():
+            return self.model
+        digest = hashlib.sha256()
+        if path.is_dir():
+            for config in sorted(path.glob("*.json")) + sorted(path.glob("*/config.json")):
+                digest.update(config.relative_to(path).as_posix().encode() + config.read_bytes())
+        else:
+            digest.update(str(path.stat().st_size).encode())
+        return f"local:{path.name}@{digest.hexdigest()[:16]}"
 
 
 #: Fields whose change changes the experiment's results; a results folder is tied to them.

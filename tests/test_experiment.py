@@ -214,15 +214,17 @@ def test_folder_of_other_settings_is_refused_in_one_line(tmp_path, pipe, lpips_m
 
 def test_adding_pairs_renders_only_the_new_ones_and_removing_hides_them(tmp_path, full_run, pipe, lpips_model,
                                                                         pairs):
-    first = run(tmp_path, pairs.iloc[:3], pipe, lpips_model)
+    six = pd.concat([pairs, pairs.iloc[:1].assign(pair_id="pair-owl", prompt_a="an owl on a branch at night",
+                                                   group=3.0, score=2.8)], ignore_index=True)
+    first = run(tmp_path, six.iloc[:4], pipe, lpips_model)
     calls = []
-    grown = run(tmp_path, pairs, pipe, lpips_model, callback=lambda d, t: calls.append((d, t)))
-    assert calls == [(5, 5)]  # the two new pairs, one part
-    pd.testing.assert_frame_equal(grown.iloc[:len(first)], first)  # bit for bit
-    pd.testing.assert_frame_equal(grown, full_run)
-    fewer = experiment.load_results(tmp_path, pairs.iloc[1:])
-    assert "pair-cat" not in set(fewer["pair_id"]) and len(fewer) == 3 * 4
-    assert len(experiment.load_results(tmp_path)) == 3 * 5  # still on disk
+    grown = run(tmp_path, six, pipe, lpips_model, callback=lambda d, t: calls.append((d, t)))
+    assert calls == [(6, 6)]  # the two new pairs only, written as one part
+    pd.testing.assert_frame_equal(grown.iloc[:len(first)], first)  # the first four: bit for bit
+    pd.testing.assert_frame_equal(grown.iloc[:3 * 5], full_run)  # and as a single run over them
+    fewer = experiment.load_results(tmp_path, six.iloc[1:])
+    assert "pair-cat" not in set(fewer["pair_id"]) and len(fewer) == 3 * 5
+    assert len(experiment.load_results(tmp_path)) == 3 * 6  # still on disk
 
 
 def test_editing_a_prompt_renders_that_pair_again_and_groups_come_from_the_table(tmp_path, pipe, lpips_model, pairs):

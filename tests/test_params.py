@@ -189,3 +189,17 @@ def test_replace_keys_integers_as_floats_like_make():
     p = params.make().replace(guidance=8)
     assert p.guidance == 8.0 and isinstance(p.guidance, float)
     assert p.result_key() == params.make(guidance=8.0).result_key()
+
+
+def test_a_local_model_keys_by_its_configs_not_its_path(tmp_path):
+    for place in ("login", "compute"):
+        folder = tmp_path / place / "stable-diffusion-v1-5"
+        (folder / "unet").mkdir(parents=True)
+        (folder / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+        (folder / "unet" / "config.json").write_text('{"sample_size": 64}')
+    keys = [params.make(model=str(tmp_path / p / "stable-diffusion-v1-5")).result_key()["model"]
+            for p in ("login", "compute")]
+    assert keys[0] == keys[1] and keys[0].startswith("local:stable-diffusion-v1-5@")
+    (tmp_path / "compute" / "stable-diffusion-v1-5" / "unet" / "config.json").write_text('{"sample_size": 96}')
+    assert params.make(model=str(tmp_path / "compute" / "stable-diffusion-v1-5")).result_key()["model"] != keys[0]
+    assert params.make(model="tiny").result_key()["model"] == "tiny"
