@@ -64,7 +64,7 @@ endif
 compare: $(STAMP)
 	@mkdir -p $(or $(RUNS),runs)/compare
 	$(BIN)/python -m papermill notebooks/06_compare_models.ipynb $(or $(RUNS),runs)/compare/06_compare_models.ipynb \
-		--cwd notebooks
+		--cwd notebooks --no-progress-bar -p figures_dir $(abspath $(or $(FIGURES),figures))/compare
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
