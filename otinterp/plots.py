@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -311,15 +312,119 @@ def path_strips_with_steps(strips: Mapping[str, Any], distances: Mapping[str, Se
     return fig
 
 
+_BLOCK_PREFIX = re.compile(r"([^:\s]+):.")
+
+
+def _token_blocks(tokens: Sequence[str]) -> list[range]:
+    """The blocks of a token set: runs of rows sharing a ``NAME:`` prefix when every string has one
+    (SD3's ``CLIP:…`` then ``T5:…`` rows), else the whole set."""
+    matches = [_BLOCK_PREFIX.match(t) for t in tokens]
+    if not all(matches):
+        return [range(len(tokens))]
+    names = [m.group(1) for m in matches]
+    starts = [i for i in range(len(names)) if i == 0 or names[i] != names[i - 1]]
+    return [range(a, b) for a, b in zip(starts, starts[1:] + [len(names)])]
+
+
+def _padding_rows(tokens: Sequence[str]) -> np.ndarray:
+    """Which rows are padding: in each block (:func:`_token_blocks`), the trailing run of one repeated
+    string except its first row (CLIP's EOS, which pads with EOS after it; T5's first ``<pad>``).
+
+    Returns
+    -------
+    padding : (n,) bool array
+    """
+    padding = np.zeros(len(tokens), dtype=bool)
+    for block in _token_blocks(tokens):
+        first = block.stop - 1
+        while first > block.start and tokens[first - 1] == tokens[block.stop - 1]:
+            first -= 1
+        padding[first + 1:block.stop] = True
+    return padding
+
+
+def _runs(rows: np.ndarray, keys: Sequence[Any]) -> list[range]:
+    """Maximal runs of at least two consecutive selected ``rows`` (a bool mask) with equal ``keys``."""
+    runs, start = [], None
+    for i in range(len(rows) + 1):
+        if start is not None and (i == len(rows) or not rows[i] or keys[i] != keys[start]):
+            if i - start >= 2:
+                runs.append(range(start, i))
+            start = None
+        if start is None and i < len(rows) and rows[i]:
+            start = i
+    return runs
+
+
+def _slots(bands: list[range], n: int) -> list[range]:
+    """Every row in order, each as its own slot, except the rows of ``bands``, one slot per band."""
+    slots, i = [], 0
+    for band in sorted(bands, key=lambda r: r.start):
+        slots += [range(j, j + 1) for j in range(i, band.start)] + [band]
+        i = band.stop
+    return slots + [range(j, j + 1) for j in range(i, n)]
+
+
+def _token_slots(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Mapping[str, np.ndarray],
+                 max_rows: int) -> list[range]:
+    """The drawn rows of :func:`coupling_tokens`: one slot per row, or, beyond ``max_rows`` rows,
+    bands of rows collapsed.
+
+    First collapsed are runs of padding rows (padding on both sides, the same strings) that no
+    coupling links to a row carrying a word, BOS or EOS on either side; then, while more than
+    ``max_rows`` slots remain, the longest runs of single rows every coupling keeps in place.
+
+    Returns
+    -------
+    slots : list of range
+        Consecutive runs of rows covering ``0..n-1`` in order; a run longer than one is a band.
+    """
+    n = len(tokens_a)
+    if n <= max_rows:
+        return _slots([], n)
+    marked = ~(_padding_rows(tokens_a) & _padding_rows(tokens_b))
+    collapsible = ~marked
+    for perm in perms.values():
+        collapsible &= ~marked[perm]  # row i goes to a marked row
+        collapsible[perm[marked]] = False  # a marked row goes to row i
+    bands = _runs(collapsible, list(zip(tokens_a, tokens_b)))
+    kept_everywhere = np.logical_and.reduce([perm == np.arange(n) for perm in perms.values()])
+    slots = _slots(bands, n)
+    while len(slots) > max_rows:
+        single = np.zeros(n, dtype=bool)
+        single[[s.start for s in slots if len(s) == 1]] = True
+        runs = _runs(single & kept_everywhere, [0] * n)
+        if not runs:
+            break
+        bands.append(max(runs, key=len))
+        slots = _slots(bands, n)
+    return slots
+
+
+def _band_tick(band: range, tokens: Sequence[str]) -> str:
+    """A band's tick label on one side: ``… 180 × T5:<pad>`` when its rows share a string, else ``… 12 rows``."""
+    strings = {tokens[i] for i in band}
+    return f"… {len(band)} × {strings.pop()}" if len(strings) == 1 else f"… {len(band)} rows"
+
+
+def _band_note(band: range, kept: np.ndarray, padding: np.ndarray) -> str:
+    """A band's label inside a coupling's axes: ``… 180 padding rows (170 kept in place) …``."""
+    kind = "padding rows" if padding[band.start:band.stop].all() else "rows"
+    return f"… {len(band)} {kind} ({int(kept[band.start:band.stop].sum())} kept in place) …"
+
+
 @_styled
 def coupling_tokens(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Mapping[str, Any], *,
-                    prompts: Sequence[str], model: str | None = None, note: str | None = None) -> Figure:
+                    prompts: Sequence[str], model: str | None = None, note: str | None = None,
+                    max_rows: int = 100) -> Figure:
     """Which token of A each coupling sends to which token of B, drawn with the token strings.
 
     Parameters
     ----------
     tokens_a, tokens_b : (n,) sequence of str
         The tokenizer's strings of the two prompts, position by position (BOS, words, EOS, padding).
+        Strings that all carry a block prefix (``"CLIP:…"``, ``"T5:…"``) split the rows into
+        blocks; in each, the trailing run of one repeated string, past its first row, is padding.
     perms : mapping of str to (n,) int array
         Couplings by name (e.g. ``{"ot": σ_ot, "clip": identity}``): row ``i`` of A goes to row
         ``perms[c][i]`` of B.
@@ -329,13 +434,20 @@ def coupling_tokens(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Map
         The model, named in the title.
     note : str, optional
         A line appended to the title.
+    max_rows : int
+        Up to this many rows, every row is drawn. Beyond, runs of padding rows that no coupling
+        links to a word, BOS or EOS row are drawn as one band each, labelled with their count, their
+        string and how many the coupling keeps in place; then, while more than ``max_rows`` drawn
+        rows remain, the longest runs of rows every coupling keeps in place are banded too (so only
+        couplings that move more rows than ``max_rows`` draw more).
 
     Returns
     -------
     fig : Figure
         One axes per coupling: A's tokens as the left tick labels, B's as the right ones (top row
-        first), a line from each ``i`` to ``σ[i]``; rows kept in place are grey, moved rows in the
-        coupling's colour. Each axes' title says how many rows stay in place.
+        first), a line from each ``i`` to ``σ[i]`` (from or to a band's row when ``i`` or ``σ[i]`` is
+        in one); rows kept in place are grey, moved rows in the coupling's colour. Each axes' title
+        says how many of all ``n`` rows stay in place.
     """
     n = len(tokens_a)
     if len(tokens_b) != n or n == 0:
@@ -343,6 +455,8 @@ def coupling_tokens(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Map
     unknown = [c for c in perms if c not in PATHS]
     if unknown or not perms:
         raise ValueError(f"perms must map paths {', '.join(PATHS)} to permutations, got keys {list(perms)}")
+    if not isinstance(max_rows, int) or max_rows < 1:
+        raise ValueError(f"max_rows must be a positive integer, got {max_rows!r}")
     _check_prompts(prompts)
     checked = {}
     for name, perm in perms.items():
@@ -350,19 +464,32 @@ def coupling_tokens(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Map
         if perm.shape != (n,) or not np.array_equal(np.sort(perm), np.arange(n)):
             raise ValueError(f"perms[{name!r}] must be a permutation of 0..{n - 1}")
         checked[name] = perm
-    fig = plt.figure(figsize=(4.2 * len(checked) + 0.8, 0.16 * n + 1.8), layout="constrained")
+    slots = _token_slots(tokens_a, tokens_b, checked, max_rows)
+    slot_of = np.concatenate([np.full(len(s), k) for k, s in enumerate(slots)])
+    padding = _padding_rows(tokens_a) & _padding_rows(tokens_b)
+    ticks_a, ticks_b = ([t[s.start] if len(s) == 1 else _band_tick(s, t) for s in slots] for t in (tokens_a, tokens_b))
+    fig = plt.figure(figsize=(4.2 * len(checked) + 0.8, 0.16 * len(slots) + 1.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(checked)))
-    rows = np.arange(n)
+    rows, ys = np.arange(n), np.arange(len(slots))
     for ax, (name, perm) in zip(axes, checked.items()):
         kept = perm == rows
+        drawn = set()
         for i in rows:
-            ax.plot([0, 1], [i, perm[i]], lw=0.8 if kept[i] else 1.2, alpha=0.5 if kept[i] else 0.9,
-                    color="0.6" if kept[i] else PALETTE[name])
-        ax.set(xlim=(0, 1), ylim=(n - 0.5, -0.5), xticks=[], yticks=rows)
-        ax.set_yticklabels(tokens_a, fontsize=6)
+            line = (slot_of[i], slot_of[perm[i]], kept[i])
+            if line not in drawn:
+                drawn.add(line)
+                ax.plot([0, 1], line[:2], lw=0.8 if kept[i] else 1.2, alpha=0.5 if kept[i] else 0.9,
+                        color="0.6" if kept[i] else PALETTE[name])
+        for k, s in enumerate(slots):
+            if len(s) > 1:
+                ax.axhspan(k - 0.45, k + 0.45, color="0.92", zorder=0)
+                ax.text(0.5, k, _band_note(s, kept, padding), ha="center", va="center", fontsize=6,
+                        bbox={"boxstyle": "square,pad=0.1", "facecolor": "0.92", "edgecolor": "none"})
+        ax.set(xlim=(0, 1), ylim=(len(slots) - 0.5, -0.5), xticks=[], yticks=ys)
+        ax.set_yticklabels(ticks_a, fontsize=6)
         twin = ax.twinx()
-        twin.set(ylim=ax.get_ylim(), yticks=rows)
-        twin.set_yticklabels(tokens_b, fontsize=6)
+        twin.set(ylim=ax.get_ylim(), yticks=ys)
+        twin.set_yticklabels(ticks_b, fontsize=6)
         for a in (ax, twin):
             a.grid(False)
         ax.set_title(f"{PATH_LABELS[name]}: {int(kept.sum())} of {n} rows in place")

@@ -188,6 +188,8 @@ def test_command_line_runs_on_families_with_a_global_vector(tmp_path, model, row
         assert all(np.isfinite(row[name]) for name in ("ppl", "cost", "w2", "path_efficiency"))
     assert {"coupling.png", "paths_seed0.gif", "paths_seed0.mp4", "strips_seed0.png"} <= {
         p.name for p in tmp_path.iterdir()}
+    height = imageio.imread(tmp_path / "coupling.png").shape[0]
+    assert height <= (0.16 * 100 + 1.8) * 150  # 256 T5 rows: padding banded, at most 100 rows drawn
 
 
 def test_token_labels_follow_the_family_blocks():

@@ -193,6 +193,61 @@ def test_coupling_tokens_labels_and_rows_in_place():
         coupling_tokens(["a"] * 4, ["b"] * 4, {"ot": [0, 0, 1, 2]}, prompts=("a", "b"))
 
 
+def sd3_tokens(words):
+    """SD3-like labels: 77 CLIP rows (BOS, words, EOS padded with EOS), then 256 T5 rows (words, EOS, <pad>)."""
+    clip = ["CLIP:<|startoftext|>"] + [f"CLIP:{w}</w>" for w in words] + ["CLIP:<|endoftext|>"] * (76 - len(words))
+    return clip + [f"T5:▁{w}" for w in words] + ["T5:</s>"] + ["T5:<pad>"] * (255 - len(words))
+
+
+def texts(ax):
+    return [t.get_text() for t in ax.texts]
+
+
+def test_coupling_tokens_collapses_padding_of_long_token_sets_exactly():
+    a, b = sd3_tokens(["a", "photo", "of", "a", "cat"]), sd3_tokens(["a", "red", "dog"])
+    ot = np.arange(333)
+    for i, j in [(2, 40), (80, 200), (250, 300), (251, 252)]:  # word <-> padding, then padding <-> padding
+        ot[[i, j]] = ot[[j, i]]
+    fig = coupling_tokens(a, b, {"ot": ot, "clip": np.arange(333)}, prompts=("a photo of a cat", "a red dog"))
+    assert fig.get_figheight() <= 0.16 * 100 + 1.8
+    ot_ax, clip_ax = fig.axes[:2]
+    assert ot_ax.get_title() == "OT: 325 of 333 rows in place"  # over all rows, not the drawn ones
+    assert clip_ax.get_title() == "CLIP: 333 of 333 rows in place"
+    left = [t.get_text() for t in ot_ax.get_yticklabels()]
+    right = [t.get_text() for t in [ax for ax in fig.axes[2:] if ax.bbox.bounds == ot_ax.bbox.bounds][0].get_yticklabels()]
+    # every word, BOS and EOS row is drawn, and so is each padding row a coupling links to one
+    assert left[:7] == a[:7] and right[:7] == b[:7] and left[8] == a[40] and right[8] == b[40]
+    assert [t for t in left if t.startswith("T5:▁")] == ["T5:▁a", "T5:▁photo", "T5:▁of", "T5:▁a", "T5:▁cat"]
+    assert left.count("CLIP:<|endoftext|>") == 2  # EOS and the padding row 40 that "photo" goes to
+    assert "T5:</s>" in left and "T5:</s>" in right and left.count("T5:<pad>") == 2  # first <pad>, row 200
+    # rows 0..6, 40, 77..83 and 200 drawn; the bands: CLIP rows 7..39 and 41..76, T5 rows 84..199 and 201..332
+    assert len(left) == 16 + 4
+    assert [t for t in left if t.startswith("…")] == [
+        "… 33 × CLIP:<|endoftext|>", "… 36 × CLIP:<|endoftext|>", "… 116 × T5:<pad>", "… 132 × T5:<pad>"]
+    assert texts(ot_ax) == ["… 33 padding rows (33 kept in place) …", "… 36 padding rows (36 kept in place) …",
+                            "… 116 padding rows (116 kept in place) …", "… 132 padding rows (128 kept in place) …"]
+    assert texts(clip_ax)[-1] == "… 132 padding rows (132 kept in place) …"
+    lines = {tuple(line.get_ydata()) for line in ot_ax.get_lines()}
+    assert {(2, 8), (8, 2), (13, 18), (18, 13), (19, 19)} <= lines  # photo <-> row 40; T5 a <-> row 200
+
+
+def test_coupling_tokens_caps_the_drawn_rows_by_banding_rows_kept_in_place():
+    words = [f"w{i}</w>" for i in range(300)]
+    perm = np.arange(300)
+    perm[[10, 250]] = perm[[250, 10]]
+    fig = coupling_tokens(words, words, {"ot": perm}, prompts=("a", "b"), max_rows=40)
+    left = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert len(left) <= 40 and {"w10</w>", "w250</w>"} <= set(left)
+    assert fig.axes[0].get_title() == "OT: 298 of 300 rows in place"
+    bands = [int(t.split()[1]) for t in texts(fig.axes[0])]
+    assert sum(bands) + len(left) - len(bands) == 300  # every row drawn or counted in one band
+    assert all(t.endswith("kept in place) …") and "padding" not in t for t in texts(fig.axes[0]))
+    assert len(coupling_tokens(words[:77], words[:77], {"ot": np.arange(77)}, prompts=("a", "b"))
+               .axes[0].get_yticklabels()) == 77  # up to max_rows, every row is drawn
+    with pytest.raises(ValueError, match="max_rows must be a positive integer"):
+        coupling_tokens(words, words, {"ot": perm}, prompts=("a", "b"), max_rows=0)
+
+
 def test_path_strips_with_steps_draws_each_path_curve():
     data = strips(k=4)
     d = {c: np.arange(4) / 10 + i for i, c in enumerate(data)}
