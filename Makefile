@@ -74,6 +74,6 @@ bench: $(STAMP)
 	$(BIN)/python bench/render_throughput.py --model tiny
 
 # Removes one profile's run and figures (default smoke): a paper run holds days of GPU time.
-clean:
-	rm -rf runs/$(PROFILE) figures/$(PROFILE) .pytest_cache
+clean: $(STAMP)
+	rm -rf "$$($(SETTINGS) --show run_dir $(PROFILE))" "$$($(SETTINGS) --show figures_dir $(PROFILE))" .pytest_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

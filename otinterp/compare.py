@@ -101,7 +101,9 @@ def _load_run(label: str, run_dir: Path) -> pd.DataFrame:
         raise FileNotFoundError(f"run {label!r}: {run_dir} has no finished results ({results_dir / 'manifest.json'} "
                                 "is missing); run the experiment (notebook 02) for it first")
     params = manifest_params(results_dir)
-    rows = load_results(results_dir, read_pairs(run_dir / "pairs.parquet"), params=params)
+    # Every seed and path on disk for the run's current pairs: the first run's params may be a
+    # pilot's (max_pairs) or predate seeds and paths added later.
+    rows = load_results(results_dir, read_pairs(run_dir / "pairs.parquet"))
     model = rows["model"].iloc[0] if "model" in rows.columns and len(rows) else params.model
     family = rows["family"].iloc[0] if "family" in rows.columns and len(rows) else "unknown"
     return rows.assign(run=label, model=model, family=family,

@@ -141,6 +141,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         manifest = json.loads(path.read_text())
+        if isinstance(manifest, dict) and "result_key" in manifest.get("key", {}):
+            raise DamagedResults(f"{path.parent} was made by an older otinterp (results batched across pairs, not "
+                             "keyed by settings alone); use another run folder or remove it")
         manifest["key"], manifest["key_sha256"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
         raise DamagedResults(
@@ -223,11 +226,21 @@ def _differences(there: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 
 def trace_note(out_dir: str | Path) -> str:
-    """One line that ties a table or figure to its results: folder, settings hash, code version."""
-    manifest = read_manifest(Path(out_dir) / "manifest.json")
-    git = manifest.get("git") or {}
-    commit = (git.get("commit") or "unknown")[:12] + (" (uncommitted changes)" if git.get("dirty") else "")
-    return f"results {Path(out_dir)}, settings {manifest['key_sha256'][:12]}, code {commit}"
+    """One line that ties a table or figure to its results: folder, settings hash, code versions.
+
+    The code versions are every git commit that ran on the folder (the manifest's and each run
+    record's), marked when a tree had uncommitted changes.
+    """
+    out_dir = Path(out_dir)
+    manifest = read_manifest(out_dir / "manifest.json")
+    records = [manifest] + [r for p in sorted(out_dir.glob("runs/*.json")) if isinstance(r := _read_json(p), dict)]
+    versions = {}
+    for record in records:
+        git = record.get("git") or {}
+        commit = (git.get("commit") or "unknown")[:12]
+        versions[commit] = versions.get(commit, False) or bool(git.get("dirty"))
+    code = ", ".join(c + (" (uncommitted changes)" if dirty else "") for c, dirty in versions.items())
+    return f"results {out_dir}, settings {manifest['key_sha256'][:12]}, code {code}"
 
 
 # --- per-run records --------------------------------------------------------------------------
@@ -254,16 +267,18 @@ def measured_rate(out_dir: str | Path, params: Params, *, benchmarks: Sequence[s
 
     Looks at the run records in ``out_dir`` (``runs/*.json``), then at benchmark rate files
     (``bench/render_throughput.py --json``: a list of records), keeping only those of the same
-    device name, model, image size, steps, dtype and scheduler. None if there are none.
+    device name, model (or an offline spec of its architecture), image size, steps, K, dtype,
+    scheduler, batch size and speed options. None if there are none.
     """
     name = device_name(params.device)
-    keys = ("height", "width", "steps", "dtype", "scheduler")
+    keys = ("height", "width", "steps", "dtype", "scheduler", "n_intervals", "channels_last", "compile_unet")
 
     def matches(record: dict, settings: dict) -> bool:
         model = settings.get("model")
+        batch = settings.get("batch_size_asked", settings.get("batch_size"))
         return (record.get("device_name") == name and bool(record.get("images_per_s"))
                 and (model == params.model or SAME_ARCHITECTURE.get(model) == params.model)
-                and all(settings.get(k) == getattr(params, k) for k in keys))
+                and batch == params.batch_size and all(settings.get(k) == getattr(params, k) for k in keys))
 
     runs, benched = [], []
     for path in sorted(Path(out_dir).glob("runs/*.json")):  # oldest first: the newest run wins
@@ -387,46 +402,64 @@ class Claims:
     def claim(self, unit: tuple[str, int]) -> bool:
         """Take ``unit``'s lock; False if another live worker holds it.
 
-        A stale lock is first renamed to a name of our own (only one worker's rename can succeed),
-        then the lock is created exclusively, so two workers never both take over the same lock.
+        A lock is written whole under a temporary name and hard-linked into place, so it is never
+        seen empty. A stale lock is renamed to a name of our own and checked to be the very file
+        judged stale (same inode and time); if a fresh lock was moved instead, it is put back.
         """
         path = self._path(unit)
+        if self._create(path):
+            return True
+        seen = self._stale(path)
+        if seen is None:
+            return False
+        grave = path.with_name(f".{path.name}.{self.me['host']}.{self.me['pid']}.stale")
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            if not self._stale(path):
-                return False
-            grave = path.with_name(f".{path.name}.{self.me['host']}.{self.me['pid']}.stale")
+            os.rename(path, grave)
+        except FileNotFoundError:  # another worker took it over first
+            return False
+        moved = os.stat(grave)
+        if (moved.st_ino, moved.st_mtime_ns) != (seen.st_ino, seen.st_mtime_ns):  # a fresh lock: put it back
             try:
-                os.rename(path, grave)
-            except FileNotFoundError:  # another worker took it over first
-                return False
-            grave.unlink(missing_ok=True)
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                os.link(grave, path)
             except FileExistsError:
-                return False
-        with os.fdopen(fd, "w") as fh:
-            json.dump({**self.me, "time": _now()}, fh)
+                pass
+            grave.unlink(missing_ok=True)
+            return False
+        grave.unlink(missing_ok=True)
+        return self._create(path)
+
+    def _create(self, path: Path) -> bool:
+        tmp = path.with_name(f".{path.name}.{self.me['host']}.{self.me['pid']}.tmp")
+        tmp.write_text(json.dumps({**self.me, "time": _now()}))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
         self.held.append(path)
         return True
 
-    def _stale(self, path: Path) -> bool:
+    def _stale(self, path: Path) -> os.stat_result | None:
+        """The lock file's status if it is stale (its process is gone, or it was not refreshed for
+        :data:`LOCK_STALE_S` seconds), else None."""
         try:
+            status = path.stat()
             owner = json.loads(path.read_text())
-            age = time.time() - path.stat().st_mtime
-        except (OSError, json.JSONDecodeError):
-            return True
+        except FileNotFoundError:
+            return None
+        except (OSError, json.JSONDecodeError):  # locks are written whole: an unreadable one is debris
+            return path.stat() if path.exists() else None
         if owner.get("host") == self.me["host"]:
             if owner.get("pid") == self.me["pid"]:
-                return True
+                return status
             try:
                 os.kill(owner["pid"], 0)
             except ProcessLookupError:
-                return True
+                return status
             except (PermissionError, KeyError, TypeError):
                 pass
-        return age > LOCK_STALE_S
+        return status if time.time() - status.st_mtime > LOCK_STALE_S else None
 
     def refresh(self) -> None:
         """Mark the held locks as alive."""

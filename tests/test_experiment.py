@@ -402,12 +402,14 @@ def test_every_family_runs_the_experiment(tmp_path, spec, lpips_model, pairs):
 
 
 def test_dry_run_rate_from_a_benchmark_file(tmp_path):
-    record = {"images_per_s": 5.0, "device_name": results.device_name("cpu"), **{
-        k: getattr(P, k) for k in ("model", "height", "width", "steps", "dtype", "scheduler")}}
+    record = {"images_per_s": 5.0, "device_name": results.device_name("cpu"), "batch_size_asked": P.batch_size, **{
+        k: getattr(P, k) for k in ("model", "height", "width", "steps", "dtype", "scheduler", "n_intervals",
+                                   "channels_last", "compile_unet")}}
     bench = tmp_path / "rates.json"
-    bench.write_text(json.dumps([record, {**record, "images_per_s": 9.0, "steps": 50}]))
+    bench.write_text(json.dumps([record, {**record, "images_per_s": 9.0, "steps": 50},
+                                 {**record, "images_per_s": 7.0, "compile_unet": True}]))
     rate, source = results.measured_rate(tmp_path / "none", P, benchmarks=[bench])
-    assert rate == 5.0 and "benchmark" in source  # the record with other steps does not count
+    assert rate == 5.0 and "benchmark" in source  # records of other steps or speed options do not count
     assert results.measured_rate(tmp_path / "none", P.replace(height=64), benchmarks=[bench]) is None
 
 
@@ -454,3 +456,24 @@ def test_a_stale_lock_is_taken_over_by_one_worker_only(tmp_path):
     assert json.loads(lock.read_text())["pid"] == os.getpid()
     workers[0].release(("k", 0))
     assert not lock.exists() and not workers[0].held
+
+
+def test_a_fresh_lock_moved_by_mistake_is_put_back(tmp_path, monkeypatch):
+    # Worker B judged a lock stale, but worker A replaced it with a fresh one before B's rename.
+    a, b = results.Claims(tmp_path), results.Claims(tmp_path)
+    b.me = {**b.me, "pid": os.getppid()}
+    lock = tmp_path / "locks" / "k-0.lock"
+    lock.write_text(json.dumps({"host": "elsewhere", "pid": 1}))
+    os.utime(lock, (time.time() - results.LOCK_STALE_S - 1,) * 2)
+    stale = b._stale(lock)
+    lock.unlink()
+    assert a.claim(("k", 0))  # A's fresh lock
+    monkeypatch.setattr(b, "_stale", lambda path: stale)
+    assert not b.claim(("k", 0)) and lock.exists()
+    assert json.loads(lock.read_text())["pid"] == os.getpid()  # still A's
+
+
+def test_an_older_results_folder_is_named_as_such(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"key": {"result_key": {}, "pairs_per_part": 8}}))
+    with pytest.raises(results.DamagedResults, match="made by an older otinterp"):
+        results.read_manifest(tmp_path / "manifest.json")
