@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import os
 import sys
 import time
@@ -47,7 +48,7 @@ from otinterp.io import atomic_write
 from otinterp.params import REPO_ROOT, Params, load as load_params, parse_overrides
 from otinterp.ppl import load_lpips, path_measures
 from otinterp.results import (
-    Claims, ResultIndex, finish_record, load_results, measured_rate, open_results, pair_key, read_manifest,
+    Claims, ResultIndex, finish_record, load_results, measured_rate, open_results, pair_keys, read_manifest,
     settings_sha256, start_record, write_part,
 )
 
@@ -319,7 +320,7 @@ def unit_rows(pair: pd.Series, key: str, seed: int, paths: dict, lpips_model, pa
             "ppl": float(m["ppl"][0]), "distances": m["distances"][0].tolist(), "max_step": float(m["max_step"][0]),
             "total_length": float(m["total_length"][0]), "smoothness": float(m["smoothness"][0]),
             "path_efficiency": float(m["path_efficiency"][0]), "excursion": float(m["excursion"][0]),
-            "global_distance": global_distance, "global_path": "linear" if global_distance == global_distance else "none",
+            "global_distance": global_distance, "global_path": "none" if math.isnan(global_distance) else "linear",
             "family": family, "model": params.model, "lpips_backbone": params.lpips_backbone,
         })
     return pd.DataFrame(rows)
@@ -347,7 +348,7 @@ def plan(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None,
     pairs = select_pairs(params, pairs)
     shard = parse_shard(shard)
     out_dir = Path(out_dir if out_dir is not None else params.results_dir)
-    keys = [pair_key(*r) for r in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
+    keys = pair_keys(pairs)
     mine = [k for k in keys if in_shard(k, shard)]
     index = None
     if (out_dir / "manifest.json").is_file():
@@ -410,7 +411,7 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
     out_dir = Path(out_dir if out_dir is not None else params.results_dir)
     manifest = open_results(out_dir, params, pairs, repair=repair)
     index = ResultIndex(out_dir, manifest["key_sha256"], repair=repair)
-    keys = [pair_key(*r) for r in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
+    keys = pair_keys(pairs)
     mine = [(i, k) for i, k in enumerate(keys) if in_shard(k, shard)]
     units = [(i, k, s) for i, k in mine for s in params.latent_seeds]
     todo = [u for u in units if index.missing(u[1:], params.couplings)]

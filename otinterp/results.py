@@ -40,7 +40,7 @@ from otinterp.io import atomic_write
 from otinterp.params import Params, profile_text
 
 __all__ = [
-    "pair_key", "pairs_sha256", "settings_sha256", "open_results", "read_manifest", "manifest_params", "trace_note",
+    "pair_key", "pair_keys", "pairs_sha256", "settings_sha256", "open_results", "read_manifest", "manifest_params", "trace_note",
     "ResultIndex", "write_part", "Claims", "start_record", "finish_record", "measured_rate",
     "load_results", "DamagedResults",
 ]
@@ -66,6 +66,11 @@ def pair_key(pair_id: str, prompt_a: str, prompt_b: str) -> str:
     group does not (those are read from the current pair table).
     """
     return hashlib.sha256("\x1f".join((pair_id, prompt_a, prompt_b)).encode()).hexdigest()[:20]
+
+
+def pair_keys(pairs: pd.DataFrame) -> list[str]:
+    """:func:`pair_key` of every row of a pair table, in its order."""
+    return [pair_key(*r) for r in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
 
 
 def pairs_sha256(pairs: pd.DataFrame) -> str:
@@ -515,7 +520,7 @@ def load_results(out_dir: str | Path, pairs: pd.DataFrame | None = None, *, para
             from otinterp.data import balanced_subset
 
             pairs = balanced_subset(pairs, params.max_pairs)
-        current = pairs.assign(pair_key=[pair_key(*r) for r in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)])
+        current = pairs.assign(pair_key=pair_keys(pairs))
         current = current.assign(_order=range(len(current)))[["pair_key", "_order", "group", "score"]]
         df = df.drop(columns=["group", "score"]).merge(current, on="pair_key", how="inner")
     else:

@@ -367,7 +367,7 @@ def test_cli_runs_a_shard_and_a_dry_run(tmp_path, pairs):
     dry = subprocess.run(cmd + ["--dry-run"], capture_output=True, text=True, env=env)
     assert dry.returncode == 0 and "2 pairs, 2 pair×latent units (0 done): 10 images to render" in dry.stdout
     assert not (tmp_path / "res").exists()
-    keys = [results.pair_key(*r) for r in pairs.iloc[:2][["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
+    keys = results.pair_keys(pairs.iloc[:2])
     shard = [i for i in range(2) if experiment.in_shard(keys[1], (i, 2))][0]
     proc = subprocess.run(cmd + ["--shard", f"{shard}/2"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
