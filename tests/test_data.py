@@ -453,21 +453,40 @@ def test_caption_sharing_counts_text_and_id_sharing_per_group():
     assert sharing.loc["all", "share"] == pytest.approx(4 / 6)
 
 
-def test_caption_disjoint_subset_shares_no_caption_and_is_greedy_in_table_order():
+def test_caption_disjoint_subset_shares_no_caption_and_is_greedy_in_round_robin_order():
     table = shared_table()
     assert shares_a_caption(table)
+    assert data.round_robin_order(table).tolist() == ["p1", "p2", "p4", "p3", "p5", "p6"]
     subset = data.caption_disjoint_subset(table)
     assert not shares_a_caption(subset)
-    assert subset["pair_id"].tolist() == ["p1", "p3", "p5", "p6"]  # the first of each sharing pair kept
+    # p1 (group 1) takes "a dog" before p2 (group 2), p4 (group 3, round 0) takes id 7 before p3 (round 1)
+    assert subset["pair_id"].tolist() == ["p1", "p4", "p5", "p6"]
     reverse = data.caption_disjoint_subset(table.iloc[::-1])
-    assert reverse["pair_id"].tolist() == ["p6", "p5", "p4", "p2"]
-    ordered = data.caption_disjoint_subset(table, order=table["pair_id"].iloc[::-1])
-    assert ordered["pair_id"].tolist() == ["p2", "p4", "p5", "p6"]  # the given order decides, the table's rows stay
-    with pytest.raises(ValueError, match=r"order lacks 1 pair\(s\) of the table, e\.g\. 'p6'"):
-        data.caption_disjoint_subset(table, order=["p1", "p2", "p3", "p4", "p5"])
+    assert reverse["pair_id"].tolist() == ["p6", "p5", "p3", "p2"]
+    # a draw column (the sampled order, carried into results) decides, whatever the rows' order
+    drawn = table.assign(draw=[2, 0, 1, 1, 0, 0])
+    assert data.caption_disjoint_subset(drawn)["pair_id"].tolist() == ["p2", "p3", "p5", "p6"]
+    assert data.caption_disjoint_subset(drawn.sample(frac=1, random_state=1)).sort_values("pair_id")[
+        "pair_id"].tolist() == ["p2", "p3", "p5", "p6"]
     # a results table: every row of a kept pair is kept, couplings included
     results = table.loc[table.index.repeat(3)].assign(coupling=["ot", "clip", "random"] * 6)
     assert data.caption_disjoint_subset(results)["pair_id"].tolist() == [p for p in subset["pair_id"] for _ in range(3)]
+
+
+def test_caption_disjoint_subset_thins_every_group_alike():
+    """10 groups × 150 pairs whose captions are drawn from one pool shared by all groups."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(1, 11) / 2, 150)
+    words = [f"caption {i}" for i in range(1500)]
+    pairs = [rng.choice(words, 2, replace=False) for _ in groups]
+    table = pd.DataFrame({"pair_id": [f"p{i:04d}" for i in range(len(groups))], "group": groups,
+                          "prompt_a": [a for a, _ in pairs], "prompt_b": [b for _, b in pairs]})
+    kept = data.caption_disjoint_subset(table).groupby("group").size()
+    assert not shares_a_caption(data.caption_disjoint_subset(table))
+    assert len(kept) == 10 and kept.min() >= 0.7 * kept.max()  # 46 to 60
+    # group after group, the first groups would take most captions
+    greedy = table[data.greedy_disjoint(data.caption_key_sets(table))].groupby("group").size()
+    assert greedy.iloc[0] > 3 * greedy.iloc[-1]
 
 
 def test_caption_disjoint_subset_on_random_tables_matches_brute_force():

@@ -7,7 +7,8 @@ from scipy import stats as st
 
 from otinterp.io import atomic_write
 from otinterp.stats import (
-    AGAINST_OT, COST_NOTE, TEST_COLUMNS, bootstrap_ci, holm, hypothesis_tests, largest_gaps, mark_legend,
+    AGAINST_OT, COST_NOTE, N_ROW, TEST_COLUMNS, VERDICTS, bootstrap_ci, holm, hypothesis_tests, judge_hypothesis,
+    judge_test, largest_gaps, mark_legend, min_pairs, disagreements,
     paired_tests, per_pair, rank_biserial, rank_biserial_rows, read_table_csv, seeds_note, significance_mark,
     spearman_rows, table1, verdicts, write_table,
 )
@@ -182,12 +183,13 @@ def test_any_subset_of_paths_with_ot_as_reference():
     with_slerp = pd.concat([results, slerp])
     tests = paired_tests(with_slerp, "ppl")
     assert tests["comparison"].unique().tolist() == ["ot vs clip", "ot vs random", "ot vs slerp"]
-    assert table1(tests).index[-1] == "OT vs. Slerp PPL"
+    assert table1(tests).index[-2:].tolist() == ["OT vs. Slerp PPL", N_ROW]
     assert paired_tests(with_slerp, "cost")["comparison"].unique().tolist() == ["ot vs clip", "ot vs random"]
     only_random = results[results["coupling"] != "clip"]
     assert paired_tests(only_random, "ppl")["comparison"].unique().tolist() == ["ot vs random"]
-    tests = hypothesis_tests(only_random, n_resamples=20)
-    assert tests[tests["id"] == "H3"]["test"].tolist() == ["r(PPL OT − Random)"]
+    tests = hypothesis_tests(only_random, n_resamples=20).set_index("test")
+    # H2–H4 compare OT with both other couplings: each of their tests names the absent one
+    assert set(tests.loc[tests["id"] != "H1", "reason_all"]) == {"needs path(s) clip (absent)"}
     with pytest.raises(ValueError, match="unknown coupling.*'linear'"):
         paired_tests(results.replace({"coupling": {"clip": "linear"}}), "ppl")
 
@@ -226,7 +228,7 @@ def test_zero_differences_are_discarded_and_noted():
         results.loc[(results["pair_id"] == "g1.0-p000") & (results["coupling"] == "ot"), "ppl"].item()
     row = paired_tests(results, "ppl", others=("clip",)).iloc[0]
     assert row["note"] == "1 zero difference(s) discarded"
-    assert row["n"] == 8
+    assert row["n"] == 8 and row["mark"] == "*"
     assert row["p_less"] == pytest.approx(1 / 2 ** 7)
 
 
@@ -274,10 +276,10 @@ def test_per_pair_is_one_row_per_pair():
 def test_table1_has_the_papers_shape_and_is_written(tmp_path):
     results = synthetic_results(6)
     table = table1(paired_tests(results, "ppl"))
-    assert table.shape == (2, 10)
-    assert list(table.index) == ["OT vs. CLIP PPL", "OT vs. Random PPL"]
+    assert table.shape == (3, 10)
+    assert list(table.index) == ["OT vs. CLIP PPL", "OT vs. Random PPL", N_ROW]
     assert list(table.columns) == ["0.5", "1.0", "1.5", "2.0", "2.5", "3.0", "3.5", "4.0", "4.5", "5.0"]
-    assert (table == "*").all().all()
+    assert (table.iloc[:2] == "*").all().all() and (table.loc[N_ROW] == "6").all()
 
     paths = write_table(table, tmp_path / "tables", "table1")
     assert [p.name for p in paths] == ["table1.csv", "table1.md", "table1.tex"]
@@ -321,7 +323,8 @@ def test_write_table_writes_several_notes_and_skips_none(tmp_path):
 def test_table1_of_several_metrics_keeps_their_order():
     results = synthetic_results(3, groups=(1.0, 3.0))
     table = table1(pd.concat([paired_tests(results, "ppl"), paired_tests(results, "cost")]))
-    assert list(table.index) == ["OT vs. CLIP PPL", "OT vs. Random PPL", "OT vs. CLIP cost", "OT vs. Random cost"]
+    assert list(table.index) == ["OT vs. CLIP PPL", "OT vs. Random PPL", "OT vs. CLIP cost", "OT vs. Random cost",
+                           N_ROW]
     assert list(table.columns) == ["1.0", "3.0"]
 
 
@@ -348,32 +351,124 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
 
 
-# --- hypotheses ----------------------------------------------------------------------------------
+# --- small n ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("alpha, sides, n", [(0.05, 2, 6), (0.01, 2, 8), (0.001, 2, 11), (0.05, 1, 5)])
+def test_min_pairs_is_where_the_exact_wilcoxon_test_can_first_reach_alpha(alpha, sides, n):
+    assert min_pairs(alpha, "wilcoxon", sides) == n
+    alternative = "two-sided" if sides == 2 else "less"
+    for size, reaches in ((n - 1, False), (n, True)):  # the most extreme data: every difference negative
+        p = st.wilcoxon(-np.arange(1.0, size + 1), method="exact", alternative=alternative).pvalue
+        assert bool(p < alpha) == reaches
+    assert min_pairs(0.05, "spearman") == 4  # 1/4! < 0.05 <= 1/3!
+
+
+def test_table1_says_when_a_group_is_too_small_to_reach_alpha():
+    results = synthetic_results(4, groups=(1.0, 2.0))
+    tests = paired_tests(results, "ppl")
+    assert set(tests["mark"]) == {"n = 4 < 6"}
+    assert "cannot reach p < 0.05 (two-sided exact test needs 6)" in tests["note"].iloc[0]
+    table = table1(tests)
+    assert table.loc[N_ROW].tolist() == ["4", "4"] and table.loc["OT vs. CLIP PPL", "1.0"] == "n = 4 < 6"
+    assert (paired_tests(results, "ppl", alpha=0.2)["mark"] == "*").all()  # 2 × 2^-4 < 0.2
+    assert "n = k < m" in mark_legend(0.05) and "m = 6" in mark_legend(0.05) and "m = 8" in mark_legend(0.01)
+
+
+# --- the verdict of one test: the truth table ------------------------------------------------------
+
+@pytest.mark.parametrize("case, args, verdict, reason", [
+    ("untestable wins", (-1, -0.9, (-1, -0.8), 1e-9, 1.0, "n = 3 pairs < 4"), "not testable", "n = 3 pairs < 4"),
+    ("supported", (-1, -0.5, (-0.7, -0.3), 1e-4, 1.0, None), "supported", "p = 0.0001 < 0.05 below 0"),
+    ("supported, predicted > 0", (+1, 0.5, (0.3, 0.7), 1e-4, 1.0, None), "supported", "above 0"),
+    ("contradicted", (-1, 0.83, (0.8, 0.86), 1.0, 1e-100, None), "contradicted", "p = 1e-100 < 0.05 above 0"),
+    ("passing and negligible: supported", (-1, -0.12, (-0.09, -0.01), 1e-3, 1.0, None), "supported", ""),
+    ("contradicted and negligible: contradicted", (-1, 0.12, (0.01, 0.09), 1.0, 1e-3, None), "contradicted", ""),
+    ("huge n, no effect", (-1, -0.02, (-0.04, -0.005), 1e-6, 1.0, None), "negligible", "interval inside ±0.1"),
+    ("no effect either way", (-1, 0.0, (-0.05, 0.05), 0.5, 0.5, None), "negligible", ""),
+    ("interval across zero", (+1, 0.39, (-0.08, 0.73), 0.01, 0.99, None), "inconclusive", "interval crosses 0"),
+    ("below min_effect", (-1, -0.05, (-0.15, -0.01), 1e-3, 1.0, None), "inconclusive",
+     "|estimate| below min_effect 0.1"),
+    ("not significant", (-1, -0.3, (-0.6, 0.1), 0.08, 0.92, None), "inconclusive", "not significant (p = 0.08)"),
+    ("significant the other way but small", (-1, 0.05, (0.01, 0.2), 1.0, 1e-3, None), "inconclusive",
+     "|estimate| below min_effect"),
+    ("no interval", (-1, -0.5, (np.nan, np.nan), 1e-3, 1.0, None), "inconclusive", "interval crosses 0"),
+])
+def test_judge_test_truth_table(case, args, verdict, reason):
+    predicted, estimate, ci, p_towards, p_against, untestable = args
+    got, why = judge_test(predicted, estimate, ci, p_towards, p_against, alpha=0.05, min_effect=0.1,
+                          untestable=untestable)
+    assert got == verdict and got in VERDICTS, case
+    assert reason in why, case
+
+
+def test_judge_test_needs_every_condition_on_the_hypothesis_side():
+    base = dict(predicted=-1, estimate=-0.5, ci=(-0.7, -0.3), p_towards=1e-4, p_against=1.0)
+    assert judge_test(**base, alpha=0.05, min_effect=0.1)[0] == "supported"
+    for change in ({"p_towards": 0.05}, {"estimate": -0.09}, {"ci": (-0.7, 0.0)}):
+        assert judge_test(**{**base, **change}, alpha=0.05, min_effect=0.1)[0] == "inconclusive", change
+    assert judge_test(**{**base, "estimate": -0.09}, alpha=0.05, min_effect=0.09)[0] == "supported"
+
+
+# --- the verdict of a hypothesis ---------------------------------------------------------------------
+
+def judge(verdicts, p_against=None):
+    verdicts = pd.Series(verdicts)
+    p = pd.Series(p_against if p_against is not None else [1.0] * len(verdicts), dtype=float)
+    return judge_hypothesis(verdicts, p, pd.Series([f"t{i}" for i in range(len(verdicts))]), alpha=0.05)
+
+
+@pytest.mark.parametrize("verdicts, p_against, expected", [
+    (["supported", "supported"], None, "supported"),
+    (["negligible", "negligible"], None, "negligible"),
+    (["supported", "negligible"], None, "inconclusive"),
+    (["supported", "inconclusive"], None, "inconclusive"),
+    (["supported", "not testable"], None, "not testable"),
+    (["contradicted", "not testable"], [0.001, np.nan], "contradicted"),  # contradicted wins over everything
+    (["contradicted", "supported"], [0.001, 1.0], "contradicted"),
+    (["contradicted", "contradicted"], [0.01, 0.04], "contradicted"),  # Holm: 2 × 0.01, then max(0.02, 0.04)
+    (["contradicted", "inconclusive"], [0.03, 0.5], "inconclusive"),  # Holm: 2 × 0.03 = 0.06 ≥ 0.05
+])
+def test_judge_hypothesis_truth_table(verdicts, p_against, expected):
+    assert judge(verdicts, p_against)[0] == expected
+
+
+def test_a_contradiction_names_its_test_and_holm_p():
+    verdict, reason = judge(["supported", "contradicted"], [1.0, 0.001])
+    assert verdict == "contradicted" and reason == "contradicted by t1 (Holm p = 0.002)"
+    assert judge(["not testable", "supported"])[1] == "t0 not testable"
+
+
+# --- verdicts on data -----------------------------------------------------------------------------
 
 def hypotheses(results, **kwargs):
     """Verdicts indexed by hypothesis, with a small bootstrap to keep the tests fast."""
     return verdicts(hypothesis_tests(results, **{"n_resamples": 200, **kwargs})).set_index("id")
 
 
-def test_hypotheses_supported_when_built_in():
+def test_hypotheses_supported_when_built_in_with_scipy_as_the_oracle():
     results = synthetic_results(6)
     tests = hypothesis_tests(results, n_resamples=200)
     h = verdicts(tests).set_index("id")
     assert list(h.index) == ["H1", "H2", "H3", "H4"]
     assert set(h["verdict_all"]) == {"supported"} and set(h["verdict_disjoint"]) == {"supported"}
-    assert (h["n_pairs_all"] == 60).all() and (h["min_effect"] == 0.1).all()
+    assert (h["n_pairs_all"] == 60).all() and (h["min_effect"] == 0.1).all() and (h["disagreement"] == "").all()
     assert tests.groupby("id").size().tolist() == [2, 2, 3, 2]  # H3: OT vs CLIP, OT vs random, cheaper vs dearer
+    assert (tests["ci_level"] == 0.9).all()
     w2 = per_pair(results, "w2", ["ot"])
-    rho, p = st.spearmanr(w2["ot"], w2["group"], alternative="less")
     first = tests.iloc[0]
-    assert first["estimate_all"] == pytest.approx(rho) and first["p_all"] == pytest.approx(p)
-    ci = bootstrap_ci(spearman_rows, w2["ot"].to_numpy(), w2["group"].to_numpy(), n_resamples=200, seed=(0, 0))
+    assert first["estimate_all"] == pytest.approx(st.spearmanr(w2["ot"], w2["group"]).statistic)
+    assert first["p_all"] == pytest.approx(st.spearmanr(w2["ot"], w2["group"], alternative="less").pvalue)
+    assert first["p_against_all"] == pytest.approx(st.spearmanr(w2["ot"], w2["group"], alternative="greater").pvalue)
+    ci = bootstrap_ci(spearman_rows, w2["ot"].to_numpy(), w2["group"].to_numpy(), n_resamples=200, seed=(0, 0),
+                      confidence=0.9)
     assert (first["ci_low_all"], first["ci_high_all"]) == ci and ci[0] < ci[1] < 0
     h3 = tests[tests["id"] == "H3"]
     assert (h3["estimate_all"] == -1.0).all()
     ppl = per_pair(results, "ppl")
-    assert h3["p_all"].iloc[0] == pytest.approx(st.wilcoxon(ppl["ot"] - ppl["clip"], alternative="less").pvalue)
-    assert "passes" in h.loc["H3", "evidence"]
+    d = ppl["ot"] - ppl["clip"]
+    assert h3["p_all"].iloc[0] == pytest.approx(st.wilcoxon(d, alternative="less").pvalue)
+    assert h3["p_against_all"].iloc[0] == pytest.approx(st.wilcoxon(d, alternative="greater").pvalue)
+    assert "(supported)" in h.loc["H3", "evidence"]
 
 
 def test_hypothesis_tests_are_deterministic():
@@ -381,19 +476,50 @@ def test_hypothesis_tests_are_deterministic():
     pd.testing.assert_frame_equal(hypothesis_tests(results, n_resamples=100), hypothesis_tests(results, n_resamples=100))
 
 
+def test_ot_worse_in_every_pair_contradicts_h3():
+    results = synthetic_results(40, groups=(1.0, 2.0, 3.0))
+    ot = results["coupling"] == "ot"
+    results.loc[ot, "ppl"] = results.loc[ot, "ppl"] + 1.0  # OT worse than CLIP and random in every pair
+    tests = hypothesis_tests(results, n_resamples=100).set_index("test")
+    row = tests.loc["r(PPL OT − CLIP)"]
+    assert row["estimate_all"] == 1.0 and row["verdict_all"] == "contradicted"
+    ppl = per_pair(results, "ppl")
+    assert row["p_against_all"] == pytest.approx(st.wilcoxon(ppl["ot"] - ppl["clip"], alternative="greater").pvalue)
+    assert row["p_against_all"] < 1e-15 and row["p_all"] == pytest.approx(1.0)
+    h = verdicts(tests.reset_index()).set_index("id")
+    assert h.loc["H3", "verdict_all"] == "contradicted"
+    assert h.loc["H3", "reason_all"].startswith("contradicted by r(PPL OT − CLIP) (Holm p = ")
+
+
+def test_a_missing_path_makes_h2_to_h4_not_testable_and_says_which():
+    results = synthetic_results(6)
+    h = hypotheses(results[results["coupling"] != "random"])
+    assert h.loc["H1", "verdict_all"] == "supported"
+    assert set(h.loc[["H2", "H3", "H4"], "verdict_all"]) == {"not testable"}
+    assert "needs path(s) random (absent)" in h.loc["H3", "evidence"]
+
+
 @pytest.mark.parametrize("effect", ["identical", "symmetric"])
 def test_hypotheses_on_ot_not_better_are_not_supported(effect):
     h = hypotheses(synthetic_results(6, effect=effect))
-    assert h.loc["H3", "verdict_all"] == "not supported"
-    assert h.loc["H4", "verdict_all"] == "not supported"
+    # CLIP and random equal in every pair: "cheaper vs dearer" has no non-zero difference
+    assert h.loc["H3", "verdict_all"] == "not testable"
+    assert "r(PPL cheaper − dearer of CLIP/Random (by the pair's costs)): not testable (n = 0 non-zero" in \
+        h.loc["H3", "evidence"]
+    assert h.loc["H4", "verdict_all"] not in ("supported", "contradicted")
 
 
 def test_hypotheses_not_testable_on_few_pairs_or_groups():
-    few_pairs = hypotheses(synthetic_results(1, groups=(1.0, 2.0, 3.0, 4.0)))
-    assert set(few_pairs["verdict_all"]) == {"not testable at this size"}
+    few_pairs = hypotheses(synthetic_results(1, groups=(1.0, 2.0, 3.0)))
+    assert set(few_pairs["verdict_all"]) == {"not testable"}
+    assert "n = 3 pairs < 4" in few_pairs.loc["H1", "evidence"]
+    assert "n = 3 non-zero differences < 5" in few_pairs.loc["H3", "evidence"]
     two_groups = hypotheses(synthetic_results(6, groups=(1.0, 2.0)))
     assert two_groups.loc["H3", "verdict_all"] == "supported"
-    assert set(two_groups.loc[["H1", "H2", "H4"], "verdict_all"]) == {"not testable at this size"}
+    assert set(two_groups.loc[["H1", "H2", "H4"], "verdict_all"]) == {"not testable"}
+    assert "2 group(s) < 3" in two_groups.loc["H1", "evidence"]
+    # the minimum follows alpha: 5 pairs per group reach 0.05 one-sided, not 0.01
+    assert hypotheses(synthetic_results(5, groups=(1.0,)), alpha=0.01).loc["H3", "verdict_all"] == "not testable"
 
 
 def h3_results(random_smoother: bool, n=40, seed=0):
@@ -415,11 +541,11 @@ def h3_results(random_smoother: bool, n=40, seed=0):
 
 def test_h3_needs_the_cheaper_of_clip_and_random_to_be_smoother():
     tests = hypothesis_tests(h3_results(random_smoother=True), n_resamples=100).set_index("test")
-    assert tests.loc["r(PPL OT − CLIP)", "outcome_all"] == "passes"
-    assert tests.loc["r(PPL OT − Random)", "outcome_all"] == "passes"
+    assert tests.loc["r(PPL OT − CLIP)", "verdict_all"] == "supported"
+    assert tests.loc["r(PPL OT − Random)", "verdict_all"] == "supported"
     cheaper = tests.loc["r(PPL cheaper − dearer of CLIP/Random (by the pair's costs))"]
-    assert cheaper["estimate_all"] == 1.0 and cheaper["outcome_all"] == "not significant"
-    assert verdicts(tests.reset_index()).set_index("id").loc["H3", "verdict_all"] == "not supported"
+    assert cheaper["estimate_all"] == 1.0 and cheaper["verdict_all"] == "contradicted"
+    assert verdicts(tests.reset_index()).set_index("id").loc["H3", "verdict_all"] == "contradicted"
     assert hypotheses(h3_results(random_smoother=False)).loc["H3", "verdict_all"] == "supported"
 
 
@@ -439,17 +565,22 @@ def trend_results(rho: float, n: int = 10_000, seed: int = 0) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-@pytest.mark.parametrize("rho, outcome, verdict", [
-    (0.03, "effect below min_effect", "not supported"), (0.3, "passes", "supported"),
+@pytest.mark.parametrize("rho, n, verdict", [
+    (0.03, 10_000, "negligible"),      # significant over many pairs, and too small to matter
+    (0.3, 10_000, "supported"),
+    (-0.8, 600, "contradicted"),       # W2 and OT PPL rise with similarity
+    (0.2, 50, "inconclusive"),         # not significant, an interval across zero
 ])
-def test_a_tiny_trend_over_many_pairs_is_significant_but_not_supported(rho, outcome, verdict):
-    tests = hypothesis_tests(trend_results(rho), n_resamples=20)
+def test_trends_reach_each_verdict(rho, n, verdict):
+    results = trend_results(rho, n)
+    tests = hypothesis_tests(results, n_resamples=100)
     h1 = tests[tests["id"] == "H1"]
-    assert (h1["p_all"] < 0.05).all()
-    np.testing.assert_allclose(h1["estimate_all"], -rho, atol=0.02)
-    assert (h1["ci_low_all"] < h1["estimate_all"]).all() and (h1["estimate_all"] < h1["ci_high_all"]).all()
-    assert set(h1["outcome_all"]) == {outcome}
+    w2 = per_pair(results, "w2", ["ot"])
+    assert h1["p_all"].iloc[0] == pytest.approx(st.spearmanr(w2["ot"], w2["group"], alternative="less").pvalue)
+    assert set(h1["verdict_all"]) == {verdict}
     assert verdicts(tests).set_index("id").loc["H1", "verdict_all"] == verdict
+    if verdict == "negligible":
+        assert (h1["p_all"] < 0.05).all() and (h1["ci_low_all"] > -0.1).all()
 
 
 def test_verdicts_on_a_caption_disjoint_subset_beside_all_pairs():
@@ -466,9 +597,21 @@ def test_verdicts_on_a_caption_disjoint_subset_beside_all_pairs():
     np.testing.assert_allclose(tests["p_disjoint"], alone["p_all"])
 
 
+def test_a_disagreement_between_subsets_is_one_line():
+    results = synthetic_results(6, groups=(1.0, 2.0, 3.0))
+    results.loc[results["coupling"] == "ot", "prompt_a"] = "one caption for all"
+    results["prompt_a"] = "one caption for all"  # the disjoint subset keeps one pair
+    h = verdicts(hypothesis_tests(results, n_resamples=50)).set_index("id")
+    assert h.loc["H3", "verdict_disjoint"] == "not testable"
+    assert h.loc["H3", "disagreement"] == ("H3: supported on all 18 pairs but not testable on the 1 "
+                                           "caption-disjoint pairs")
+    assert disagreements(h.reset_index())[0].startswith("H1: supported")
+
+
 def test_hypothesis_tests_reject_bad_parameters():
     results = synthetic_results(2)
-    for kwargs, match in [({"alpha": 0}, "alpha"), ({"min_effect": 2}, "min_effect"), ({"n_resamples": 0}, "n_resamples")]:
+    for kwargs, match in [({"alpha": 0}, "alpha"), ({"alpha": 0.5}, r"alpha must be in \(0, 0.5\)"),
+                          ({"min_effect": 2}, "min_effect"), ({"n_resamples": 0}, "n_resamples")]:
         with pytest.raises(ValueError, match=match):
             hypothesis_tests(results, **kwargs)
 

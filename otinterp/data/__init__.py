@@ -45,7 +45,9 @@ Modules
 
 from otinterp.data.csvfile import bundled_pairs, load_pairs_csv
 from otinterp.data.cxc import CXC_COLUMNS, load_cxc, load_karpathy_captions, resolve_cxc
-from otinterp.data.dependence import caption_disjoint_subset, caption_sharing
+from otinterp.data.dependence import (
+    caption_disjoint_subset, caption_key_sets, caption_sharing, greedy_disjoint, round_robin_order,
+)
 from otinterp.data.download import fetch_paper_data
 from otinterp.data.groups import (
     SCORE_MAX, all_groups, normalise_text, prompt_pair_id, score_bin_edges, similarity_group,
@@ -58,5 +60,6 @@ __all__ = [
     "normalise_text", "prompt_pair_id", "load_cxc", "load_karpathy_captions", "resolve_cxc",
     "sample_pairs", "build_pairs", "pairs_report", "load_pairs_csv", "bundled_pairs",
     "pairs_table", "write_pairs", "read_pairs", "fetch_paper_data", "balanced_subset",
-    "caption_sharing", "caption_disjoint_subset", "check_unique_ids", "require_columns", "score_bin_edges",
+    "caption_sharing", "caption_disjoint_subset", "caption_key_sets", "greedy_disjoint", "round_robin_order",
+    "check_unique_ids", "require_columns", "score_bin_edges",
 ]

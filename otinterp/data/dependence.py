@@ -12,7 +12,7 @@ seed): a pair counts once, at its first row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ from otinterp.data.groups import normalise_text
 from otinterp.data.tables import require_columns
 
 __all__ = ["CAPTION_ID", "caption_keys", "caption_key_sets", "caption_sharing", "caption_disjoint_subset",
-           "greedy_disjoint"]
+           "greedy_disjoint", "round_robin_order"]
 
 #: The form of a caption id that identifies a caption (CxC ids).
 CAPTION_ID = r"COCO_val2014:sentid:\d+"
@@ -116,61 +116,74 @@ def caption_sharing(table: pd.DataFrame) -> pd.DataFrame:
     return per_group.assign(share=per_group["sharing"] / per_group["pairs"])
 
 
-def greedy_disjoint(key_sets: Iterable[set[str]], used: set[str] | None = None, *,
-                    limit: int | None = None) -> np.ndarray:
-    """Accept each pair, in order, that has no caption key in ``used``; add its keys when accepted.
+def greedy_disjoint(key_sets: Iterable[set[str]]) -> np.ndarray:
+    """Accept each pair, in order, that shares no caption key with a pair accepted before it.
 
     Parameters
     ----------
     key_sets : iterable of set of str
         The caption keys of each pair, in the order of the greedy pass.
-    used : set of str, optional
-        Keys already taken (updated in place); empty by default.
-    limit : int, optional
-        Accept at most this many pairs (the later ones are not accepted and take no keys).
 
     Returns
     -------
     accepted : (n_pairs,) bool ndarray
     """
-    used = set() if used is None else used
-    accepted, taken = [], 0
+    used: set[str] = set()
+    accepted = []
     for keys in key_sets:
-        ok = (limit is None or taken < limit) and not keys & used
-        if ok:
+        accepted.append(not keys & used)
+        if accepted[-1]:
             used |= keys
-            taken += 1
-        accepted.append(ok)
     return np.array(accepted, dtype=bool)
 
 
-def caption_disjoint_subset(table: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
-    """The rows of the pairs of a caption-disjoint subset, chosen greedily in the table's order.
+def round_robin_order(table: pd.DataFrame) -> pd.Index:
+    """The pairs of ``table`` in round-robin order across similarity groups.
 
-    Pairs are taken in the order of their first row (a sampled pair table is in its seeded
-    order, group after group), or in ``order``; a pair is kept when none of its captions (by normalised text or
-    CxC caption id) is a caption of a pair kept before it. No two kept pairs share a caption.
+    Round ``r`` takes the ``r``-th pair of every group that has one, groups ascending. A pair's
+    place within its group is its ``draw`` column when the table has one (the position in the
+    sampled pair table, which :func:`otinterp.store.load_results` carries into results, so results
+    sorted any other way keep the sampled order), else the order of the pair's first row.
 
     Parameters
     ----------
     table : DataFrame
-        A pair table or a results table (every row of a kept pair is kept: all its couplings
-        and seeds).
-    order : sequence of str, optional
-        The ``pair_id`` of every pair of ``table`` in the order of the greedy pass, e.g. the
-        sampled pair table's ``pairs["pair_id"]`` for results sorted otherwise.
+        A pair table or a results table (``pair_id``, ``group``; optionally ``draw``).
+
+    Returns
+    -------
+    order : Index of str
+        Every ``pair_id`` once.
+    """
+    require_columns(table, ("pair_id", "group"), "pair or results table")
+    pairs = table.drop_duplicates("pair_id")
+    draw = (pairs["draw"].to_numpy() if "draw" in pairs.columns
+            else pairs.groupby("group", sort=False).cumcount().to_numpy())
+    order = pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "round": draw,
+                          "group": pairs["group"].to_numpy()})
+    return pd.Index(order.sort_values(["round", "group"], kind="stable")["pair_id"], name="pair_id")
+
+
+def caption_disjoint_subset(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the pairs of a caption-disjoint subset, chosen greedily in round-robin order.
+
+    Pairs are visited in :func:`round_robin_order` (round ``r`` takes the ``r``-th sampled pair of
+    every group, groups ascending); a pair is kept when none of its captions (by normalised text
+    or CxC caption id) is a caption of a pair kept before it. No two kept pairs share a caption,
+    and, because every group gets a turn in every round, captions shared across groups thin every
+    group alike rather than the groups visited last.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A pair table or a results table (every row of a kept pair is kept: all its paths and
+        seeds).
 
     Returns
     -------
     subset : DataFrame
         The rows of ``table`` whose pair is kept, in the table's order, index kept.
     """
-    keys = caption_keys(table)
-    if order is not None:
-        order = pd.Index(order)
-        missing = keys.index.difference(order)
-        if len(missing):
-            raise ValueError(f"order lacks {len(missing)} pair(s) of the table, e.g. {', '.join(map(repr, missing[:5]))}")
-        keys = keys.loc[order[order.isin(keys.index)]]
+    keys = caption_keys(table).loc[round_robin_order(table)]
     kept = keys.index[greedy_disjoint(_row_keys(keys, ("text", "id")))]
     return table[table["pair_id"].isin(kept)]

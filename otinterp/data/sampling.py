@@ -9,7 +9,7 @@ import pandas as pd
 
 from otinterp.data.csvfile import bundled_pairs, load_pairs_csv
 from otinterp.data.cxc import load_cxc, load_karpathy_captions, resolve_cxc
-from otinterp.data.dependence import caption_key_sets, greedy_disjoint
+from otinterp.data.dependence import caption_key_sets, round_robin_order
 from otinterp.data.groups import all_groups, normalise_text
 from otinterp.data.tables import PAIR_COLUMNS, check_unique_ids, require_columns
 from otinterp.params import Params
@@ -24,10 +24,11 @@ def sample_pairs(pairs: pd.DataFrame, *, per_group: int, seed: int, bin_width: f
     Each group's pairs, sorted by ``pair_id``, are put in a seeded order by
     ``numpy.random.default_rng((seed, k)).permutation``, ``k`` the group's index (1 for the first
     group): the sample does not depend on the order of the input rows. The sample is the first
-    ``per_group`` pairs of that order; with ``disjoint_captions`` it is the first ``per_group``
-    pairs, taken greedily in that order and group after group (lowest group first), that share
-    no caption (by text or CxC caption id, :mod:`otinterp.data.dependence`) with a pair taken
-    before, in any group. A group with fewer pairs is taken whole, with a warning.
+    ``per_group`` pairs of that order; with ``disjoint_captions`` the groups take turns, round
+    ``r`` offering every group (ascending) its ``r``-th pair of that order, and a pair is taken
+    when its group is not full and it shares no caption (by text or CxC caption id,
+    :mod:`otinterp.data.dependence`) with a pair taken before, in any group: shared captions thin
+    every group alike. A group with fewer pairs is taken whole, with a warning.
 
     Parameters
     ----------
@@ -68,12 +69,11 @@ def sample_pairs(pairs: pd.DataFrame, *, per_group: int, seed: int, bin_width: f
     check_unique_ids(pairs, "pair table")
     same = pairs["prompt_a"].map(normalise_text) == pairs["prompt_b"].map(normalise_text)
     kept = pairs.loc[~same, list(PAIR_COLUMNS)].sort_values("pair_id")
-    picks, skipped, used = [], {}, set()
-    for group, rows in kept.groupby("group", sort=True):
-        ordered = rows.iloc[np.random.default_rng((seed, round(group / bin_width))).permutation(len(rows))]
-        if disjoint_captions:
-            ordered, skipped[group] = _disjoint_prefix(ordered, per_group, used)
-        picks.append(ordered.iloc[:per_group])
+    ordered = [rows.iloc[np.random.default_rng((seed, round(group / bin_width))).permutation(len(rows))]
+               for group, rows in kept.groupby("group", sort=True)]
+    if disjoint_captions:
+        ordered, skipped = _disjoint_round_robin(ordered, per_group)
+    picks = [rows.iloc[:per_group] for rows in ordered]
     sampled = pd.concat(picks or [kept]).reset_index(drop=True)
     counts = {"available": kept["group"], "identical_dropped": pairs.loc[same, "group"]}
     report = pd.DataFrame({k: v.value_counts().reindex(groups, fill_value=0) for k, v in counts.items()})
@@ -89,13 +89,29 @@ def sample_pairs(pairs: pd.DataFrame, *, per_group: int, seed: int, bin_width: f
     return sampled
 
 
-def _disjoint_prefix(ordered: pd.DataFrame, n: int, used: set[str]) -> tuple[pd.DataFrame, int]:
-    """The first ``n`` rows of ``ordered`` sharing no caption with ``used`` or each other
-    (``used`` is updated), and how many rows were passed over for sharing one."""
-    accepted = greedy_disjoint(caption_key_sets(ordered), used, limit=n)
-    taken = int(accepted.sum())
-    examined = int(np.flatnonzero(accepted)[-1]) + 1 if taken == n else len(ordered)
-    return ordered[accepted], examined - taken
+def _disjoint_round_robin(ordered: list[pd.DataFrame], n: int) -> tuple[list[pd.DataFrame], dict[float, int]]:
+    """Up to ``n`` rows of each group's seeded order that share no caption, taken round-robin.
+
+    Round ``r`` offers every group (ascending) its ``r``-th candidate; a candidate is taken when
+    its group still needs pairs and none of its captions was taken before, in any group. Returns
+    each group's taken rows (in its seeded order) and, per group, how many candidates were passed
+    over for sharing a caption before the group was full.
+    """
+    keys = [caption_key_sets(rows) for rows in ordered]
+    taken = [[] for _ in ordered]
+    skipped = [0] * len(ordered)
+    used: set[str] = set()
+    for r in range(max(map(len, ordered), default=0)):
+        for g, rows in enumerate(ordered):
+            if r >= len(rows) or len(taken[g]) >= n:
+                continue
+            if keys[g][r] & used:
+                skipped[g] += 1
+            else:
+                used |= keys[g][r]
+                taken[g].append(r)
+    groups = [float(rows["group"].iloc[0]) for rows in ordered]
+    return [rows.iloc[t] for rows, t in zip(ordered, taken)], dict(zip(groups, skipped))
 
 
 def build_pairs(cxc: pd.DataFrame, captions: dict[int, str], *, per_group: int, seed: int,
@@ -183,8 +199,5 @@ def balanced_subset(pairs: pd.DataFrame, n: int) -> pd.DataFrame:
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     require_columns(pairs, ("pair_id", "group"), "pair table")
-    round_ = pairs.groupby("group", sort=False).cumcount()
-    order = pd.DataFrame({"round": round_.to_numpy(), "group": pairs["group"].to_numpy()}).sort_values(
-        ["round", "group"], kind="stable")
-    chosen = np.sort(order.index.to_numpy()[:n])
-    return pairs.iloc[chosen]
+    chosen = pairs["pair_id"].isin(round_robin_order(pairs)[:n])
+    return pairs[chosen.to_numpy()]

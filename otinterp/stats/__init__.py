@@ -9,25 +9,27 @@ the per-pair differences of PPL and of coupling cost (their Table 1), and state 
 :mod:`~otinterp.stats.paired`
     per-pair tables, Wilcoxon tests per group with marks directed by the test, Table 1.
 :mod:`~otinterp.stats.verdicts`
-    the hypotheses: estimates, bootstrap intervals, ``min_effect``, all pairs and a
-    caption-disjoint subset side by side.
+    the hypotheses: five verdicts (supported, contradicted, negligible, inconclusive, not
+    testable) from estimates, ``1 − 2α`` bootstrap intervals and ``min_effect``, on all pairs and
+    a caption-disjoint subset side by side.
 :mod:`~otinterp.stats.tables`
     CSV, Markdown and LaTeX files with their notes (caveat, legend).
 """
 
 from otinterp.stats.paired import (
-    AGAINST_OT, COST_NOTE, LABELS, PATHS, TEST_COLUMNS, holm, largest_gaps, mark_legend, paired_tests,
+    AGAINST_OT, COST_NOTE, LABELS, PATHS, TEST_COLUMNS, holm, largest_gaps, mark_legend, min_pairs, N_ROW, paired_tests,
     per_pair, present_paths, rank_biserial, seeds_note, significance_mark, table1,
 )
 from otinterp.stats.tables import read_table_csv, write_table
 from otinterp.stats.verdicts import (
-    MIN_GROUPS, MIN_PAIRS, STATEMENTS, bootstrap_ci, hypothesis_tests, rank_biserial_rows, spearman_rows,
-    verdicts,
+    MIN_GROUPS, NEEDED_PATHS, STATEMENTS, VERDICTS, bootstrap_ci, disagreements, hypothesis_tests, judge_hypothesis,
+    judge_test, rank_biserial_rows, spearman_rows, verdicts,
 )
 
 __all__ = [
-    "AGAINST_OT", "COST_NOTE", "LABELS", "PATHS", "TEST_COLUMNS", "holm", "largest_gaps", "mark_legend",
+    "AGAINST_OT", "N_ROW", "COST_NOTE", "LABELS", "PATHS", "TEST_COLUMNS", "holm", "largest_gaps", "mark_legend",
     "paired_tests", "per_pair", "present_paths", "rank_biserial", "seeds_note", "significance_mark", "table1",
-    "read_table_csv", "write_table", "MIN_GROUPS", "MIN_PAIRS", "STATEMENTS", "bootstrap_ci",
-    "hypothesis_tests", "rank_biserial_rows", "spearman_rows", "verdicts",
+    "read_table_csv", "write_table", "MIN_GROUPS", "NEEDED_PATHS", "STATEMENTS", "VERDICTS", "bootstrap_ci",
+    "disagreements", "hypothesis_tests", "judge_hypothesis", "judge_test", "min_pairs", "rank_biserial_rows",
+    "spearman_rows", "verdicts",
 ]

@@ -22,6 +22,7 @@ Choices the paper leaves open (docs/definitions.md §8–§9)
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -30,8 +31,8 @@ from numpy.typing import ArrayLike
 from scipy import stats as st
 
 __all__ = [
-    "PATHS", "LABELS", "TEST_COLUMNS", "AGAINST_OT", "COST_NOTE", "per_pair", "present_paths", "holm",
-    "rank_biserial", "significance_mark", "paired_tests", "table1", "mark_legend", "seeds_note",
+    "PATHS", "LABELS", "TEST_COLUMNS", "AGAINST_OT", "N_ROW", "COST_NOTE", "per_pair", "present_paths", "holm",
+    "min_pairs", "rank_biserial", "significance_mark", "paired_tests", "table1", "mark_legend", "seeds_note",
     "largest_gaps",
 ]
 
@@ -46,6 +47,9 @@ TEST_COLUMNS = (
     "median_difference", "statistic", "p_two_sided", "p_less", "p_two_sided_holm", "p_less_holm",
     "rank_biserial", "mark", "note",
 )
+
+#: The last row of :func:`table1`: each group's number of pairs.
+N_ROW = "n (pairs)"
 
 #: Appended to the stars of a difference significant against the reference (OT larger).
 AGAINST_OT = "†"
@@ -164,6 +168,35 @@ def seeds_note(results: pd.DataFrame) -> str | None:
             "the tests and estimates are over pairs.")
 
 
+def min_pairs(alpha: float, statistic: str = "wilcoxon", sides: int = 1) -> int:
+    """The fewest pairs with which an exact test can reach ``p < alpha`` at all.
+
+    The most extreme outcome of an exact signed-rank test of ``n`` non-zero differences has
+    probability ``2^−n`` per side; the most extreme ordering of ``n`` distinct values in an exact
+    Spearman permutation test ``1/n!``. Below these sizes no data can be significant.
+
+    Parameters
+    ----------
+    alpha : float
+        Significance level, in (0, 1).
+    statistic : {"wilcoxon", "spearman"}
+    sides : {1, 2}
+        One- or two-sided test.
+
+    Returns
+    -------
+    n : int
+        For the Wilcoxon test: 5 one-sided and 6 two-sided at 0.05, 8 two-sided at 0.01, 11 at 0.001.
+    """
+    if statistic not in ("wilcoxon", "spearman") or sides not in (1, 2):
+        raise ValueError(f"unknown test {statistic!r} with {sides} side(s)")
+    smallest_p = (lambda n: 0.5 ** n) if statistic == "wilcoxon" else (lambda n: 1 / math.factorial(n))
+    n = 1
+    while not sides * smallest_p(n) < alpha:
+        n += 1
+    return n
+
+
 def holm(p: ArrayLike) -> np.ndarray:
     """Holm's step-down adjustment of p-values for multiple testing.
 
@@ -239,10 +272,15 @@ def _wilcoxon(ref: np.ndarray, other: np.ndarray, alpha: float) -> dict:
     less = st.wilcoxon(d, zero_method="wilcox", method="auto", alternative="less")
     r = rank_biserial(d)
     mark = significance_mark(two_sided.pvalue, alpha)
+    need = min_pairs(alpha, "wilcoxon", sides=2)
+    notes = [f"{zeros} zero difference(s) discarded" if zeros else "",
+             f"{len(d) - zeros} non-zero difference(s) cannot reach p < {alpha:g} (two-sided exact test needs {need})"
+             if len(d) - zeros < need else ""]
     return {**row, "statistic": float(two_sided.statistic), "p_two_sided": float(two_sided.pvalue),
             "p_less": float(less.pvalue), "rank_biserial": r,
-            "mark": mark + AGAINST_OT if mark.startswith("*") and r > 0 else mark,
-            "note": f"{zeros} zero difference(s) discarded" if zeros else ""}
+            "mark": (f"n = {len(d) - zeros} < {need}" if len(d) - zeros < need
+                     else mark + AGAINST_OT if mark.startswith("*") and r > 0 else mark),
+            "note": "; ".join(n for n in notes if n)}
 
 
 def paired_tests(results: pd.DataFrame, metric: str, *, reference: str = "ot",
@@ -313,7 +351,8 @@ def table1(tests: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     table : (n_comparisons, n_groups) DataFrame of str
-        Rows such as ``"OT vs. CLIP PPL"``; columns the groups present, ``"0.5"`` … ``"5.0"``.
+        Rows such as ``"OT vs. CLIP PPL"``, and a last row :data:`N_ROW` with each group's
+        number of pairs; columns the groups present, ``"0.5"`` … ``"5.0"``.
         :func:`mark_legend` explains the marks.
     """
     missing = [c for c in ("metric", "reference", "other", "group", "mark") if c not in tests.columns]
@@ -327,6 +366,8 @@ def table1(tests: pd.DataFrame) -> pd.DataFrame:
     table = rows.pivot(index="row", columns="column", values="mark")
     columns = [f"{g:.1f}" for g in sorted(tests["group"].unique())]
     table = table.reindex(index=pd.unique(rows["row"]), columns=columns)
+    n = tests.groupby(tests["group"].map("{:.1f}".format))["n"].max()
+    table.loc[N_ROW] = n.reindex(columns).map(lambda v: f"{v:.0f}" if pd.notna(v) else "0")
     table.index.name, table.columns.name = None, "Similarity Group"
     return table
 
@@ -335,8 +376,10 @@ def mark_legend(alpha: float = 0.05) -> str:
     """What the marks of :func:`table1` mean (written under Table 1 in every format)."""
     return (f"Wilcoxon signed-rank test per group, two-sided: - not significant at {alpha:g}; *, **, *** "
             f"significant at {alpha:g}, 0.01, 0.001 with OT smaller; {AGAINST_OT} after the stars: significant "
-            "with OT larger (OT worse). The direction is the test's (the sign of T+ - T-), not the median's; "
-            "n/a: no test (fewer than 2 pairs, or every difference zero).")
+            "with OT larger (OT worse). The direction is the test's (the sign of T+ - T-), not the median's. "
+            f"n = k < m: only k non-zero differences, and the exact test needs m to reach {alpha:g} at all "
+            f"(m = {min_pairs(alpha, sides=2)} here); n/a: no test (fewer than 2 pairs, or every difference zero). "
+            f"The last row gives each group's pairs.")
 
 
 def largest_gaps(results: pd.DataFrame, n: int, *, metric: str = "ppl", reference: str = "ot",

@@ -1,46 +1,60 @@
-"""Verdicts on the four hypotheses of the paper's section 3, with effect sizes and intervals.
+"""Verdicts on the four hypotheses of the paper's section 3: tests that can confirm *or* refute.
 
-Each hypothesis is a set of one-sided tests over pairs, each with a predicted sign:
+Each hypothesis is a set of tests over pairs, each with a predicted sign ``s``:
 
-- H1: Spearman ρ of ``W2`` and of the OT PPL with the similarity group (both negative).
+- H1: Spearman ρ of ``W2`` and of the OT PPL with the similarity group (``s = −1``).
 - H2: ρ of the relative excess cost ``C(σ)/W2 − 1`` of CLIP and of random with the group
-  (positive).
+  (``s = +1``).
 - H3: "for a fixed pair, a shorter path gives a better image path", within each pair: OT vs
   CLIP and OT vs random (``PPL_OT − PPL_other``), and the cheaper of CLIP/random (by the pair's
   coupling costs) vs the dearer (``PPL_cheaper − PPL_dearer``); Wilcoxon signed-rank tests with
-  the matched-pairs rank-biserial r (all negative).
+  the matched-pairs rank-biserial r (``s = −1``).
 - H4: ρ of the relative PPL gain ``(PPL_other − PPL_OT) / PPL_other`` with the group, for CLIP
-  and random (positive).
+  and random (``s = +1``).
 
-A test *passes* when its one-sided p-value is below ``alpha``, its estimate has the predicted
-sign, and ``|estimate| >= min_effect``: over thousands of pairs a trend that explains 0.1 % of
-the variance is significant and means nothing. A hypothesis is supported when every one of its
-tests passes (an intersection–union test). Each estimate has a 95 % percentile bootstrap interval
-over pairs (seeded). Pairs that share a caption are not independent, so every test and verdict is
-also computed on the caption-disjoint subset of the pairs
-(:func:`otinterp.data.caption_disjoint_subset`, greedy in the results' order) and shown beside
-the all-pairs one.
+Every test gets one of :data:`VERDICTS` (docs/definitions.md §9), with ``θ`` its estimate and
+``[lo, hi]`` a percentile bootstrap interval at level ``1 − 2α`` (the level at which an interval
+that excludes 0 on one side agrees with a one-sided test at ``α``, and at which an interval
+inside ``(−min_effect, min_effect)`` is the two one-sided tests of equivalence), in this order:
+
+1. ``not testable``: fewer pairs than the exact test needs to reach ``α`` at all, fewer than
+   :data:`MIN_GROUPS` groups for a trend, no variation, or a path the test needs is absent;
+2. ``supported``: one-sided p towards ``s`` below ``α``, ``s·θ ≥ min_effect`` and the interval
+   excludes 0 on that side; ``contradicted``: the same towards ``−s``;
+3. ``negligible``: the whole interval inside ``(−min_effect, min_effect)``;
+4. ``inconclusive`` otherwise, with the reasons.
+
+A hypothesis is ``contradicted`` when one of its tests is contradicted with its p-value Holm-adjusted
+across the hypothesis' tests (this wins), ``not testable`` when one of its tests is, ``supported``
+when all are, ``negligible`` when all are, else ``inconclusive``. Pairs that share a caption are
+not independent, so every test and verdict is also computed on the caption-disjoint subset
+(:func:`otinterp.data.caption_disjoint_subset`, round-robin across groups) and shown beside the
+all-pairs one.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 from scipy import stats as st
 
 from otinterp.data.dependence import caption_disjoint_subset
-from otinterp.stats.paired import LABELS, per_pair, present_paths, rank_biserial
+from otinterp.stats.paired import LABELS, holm, min_pairs, per_pair, rank_biserial
 
-__all__ = ["MIN_PAIRS", "MIN_GROUPS", "SUBSETS", "STATEMENTS", "bootstrap_ci", "spearman_rows",
-           "rank_biserial_rows", "hypothesis_tests", "verdicts"]
+__all__ = ["VERDICTS", "MIN_GROUPS", "SUBSETS", "STATEMENTS", "NEEDED_PATHS", "judge_test",
+           "judge_hypothesis", "bootstrap_ci", "spearman_rows", "rank_biserial_rows", "hypothesis_tests",
+           "verdicts", "disagreements"]
 
-#: Smallest sizes at which a test counts: pairs, and for trend tests similarity groups.
-MIN_PAIRS = 5
+#: The five verdicts, for a test and for a hypothesis.
+VERDICTS = ("supported", "contradicted", "negligible", "inconclusive", "not testable")
+#: Smallest number of similarity groups for a trend test.
 MIN_GROUPS = 3
 #: The sets of pairs every test is computed on: all pairs, and a caption-disjoint subset.
 SUBSETS = ("all", "disjoint")
+#: The paths besides ``ot`` each hypothesis needs: H2–H4 compare OT with both other couplings.
+NEEDED_PATHS = {"H1": (), "H2": ("clip", "random"), "H3": ("clip", "random"), "H4": ("clip", "random")}
 
 #: The hypotheses, in the words of the paper's section 3.
 STATEMENTS = {
@@ -97,7 +111,7 @@ def rank_biserial_rows(d: np.ndarray) -> np.ndarray:
 
 
 def bootstrap_ci(statistic: Callable[..., np.ndarray], *samples: np.ndarray, n_resamples: int = 2000,
-                 seed: int | tuple = 0, confidence: float = 0.95, chunk: int = 100) -> tuple[float, float]:
+                 seed: int | tuple = 0, confidence: float = 0.90, chunk: int = 100) -> tuple[float, float]:
     """Percentile bootstrap interval of a statistic of paired samples, resampling their rows.
 
     Parameters
@@ -111,7 +125,7 @@ def bootstrap_ci(statistic: Callable[..., np.ndarray], *samples: np.ndarray, n_r
     seed : int or tuple of int
         Seed of ``numpy.random.default_rng``: the same seed gives the same interval.
     confidence : float
-        Coverage of the interval.
+        Coverage of the interval (the verdicts use ``1 − 2α``).
     chunk : int
         Resamples computed at once (memory ``chunk × n``).
 
@@ -134,128 +148,221 @@ def bootstrap_ci(statistic: Callable[..., np.ndarray], *samples: np.ndarray, n_r
     return float(low), float(high)
 
 
-def _trend(hid: str, name: str, values: pd.Series, group: pd.Series, predicted: int) -> dict:
-    """A one-sided Spearman test of ``values`` with ``group``; ``predicted`` is the sign, ±1."""
+def judge_test(predicted: int, estimate: float, ci: tuple[float, float], p_towards: float, p_against: float,
+                 *, alpha: float, min_effect: float, untestable: str | None = None) -> tuple[str, str]:
+    """The verdict of one test, and the reason for it (docs/definitions.md §9).
+
+    Parameters
+    ----------
+    predicted : {−1, +1}
+        The sign ``s`` the hypothesis predicts.
+    estimate : float
+        ``θ``, Spearman's ρ or the rank-biserial r.
+    ci : (float, float)
+        ``[lo, hi]``, a two-sided interval at level ``1 − 2α``.
+    p_towards, p_against : float
+        One-sided p-values with the alternatives ``s·θ > 0`` and ``s·θ < 0``.
+    alpha : float
+        Significance level, in (0, 0.5): below 0.5 a test cannot be significant both ways.
+    min_effect : float
+        Smallest ``|θ|`` worth the name.
+    untestable : str, optional
+        Why the test cannot be made (too few pairs, a path absent); wins over everything.
+
+    Returns
+    -------
+    verdict, reason : str
+        ``verdict`` one of :data:`VERDICTS` (``"supported"`` meaning the test passes on the
+        hypothesis' side).
+    """
+    if untestable:
+        return "not testable", untestable
+    low, high = ci
+    for side, p, verdict in ((predicted, p_towards, "supported"), (-predicted, p_against, "contradicted")):
+        excludes_zero = low > 0 if side > 0 else high < 0
+        if p < alpha and side * estimate >= min_effect and excludes_zero:
+            return verdict, f"p = {p:.3g} < {alpha:g} {'above' if side > 0 else 'below'} 0, |estimate| >= " \
+                            f"{min_effect:g}, interval excludes 0"
+    if -min_effect < low and high < min_effect:
+        return "negligible", f"interval inside ±{min_effect:g}"
+    side, p = (predicted, p_towards) if p_towards <= p_against else (-predicted, p_against)
+    reasons = [f"not significant (p = {min(p_towards, p_against):.3g})" if not p < alpha else None,
+               f"|estimate| below min_effect {min_effect:g}" if not side * estimate >= min_effect else None,
+               "interval crosses 0" if not (low > 0 if side > 0 else high < 0) else None]
+    return "inconclusive", "; ".join(r for r in reasons if r) or "interval undefined"
+
+
+def judge_hypothesis(verdicts: pd.Series, p_against: pd.Series, tests: pd.Series, *,
+                       alpha: float) -> tuple[str, str]:
+    """The verdict of a hypothesis from the verdicts of its tests, and the reason.
+
+    Parameters
+    ----------
+    verdicts : (m,) Series of str
+        Each test's verdict (:func:`judge_test`).
+    p_against : (m,) Series of float
+        Each test's one-sided p-value against the prediction; Holm-adjusted here across the
+        hypothesis' tests before a contradiction counts.
+    tests : (m,) Series of str
+        The tests' names, for the reason.
+    alpha : float
+
+    Returns
+    -------
+    verdict, reason : str
+    """
+    adjusted = holm(p_against.to_numpy(dtype=float))
+    contradicted = (verdicts.to_numpy() == "contradicted") & (adjusted < alpha)
+    if contradicted.any():
+        named = ", ".join(f"{t} (Holm p = {p:.3g})" for t, p in zip(tests[contradicted], adjusted[contradicted]))
+        return "contradicted", f"contradicted by {named}"
+    for verdict, rule in (("not testable", any), ("supported", all), ("negligible", all)):
+        if rule(verdicts == verdict):
+            which = ", ".join(tests[verdicts == verdict])
+            return verdict, (f"{which} not testable" if verdict == "not testable"
+                             else f"every test {verdict}")
+    open_ = ", ".join(f"{t}: {v}" for t, v in zip(tests, verdicts) if v != "supported")
+    return "inconclusive", open_
+
+
+def _trend(hid: str, name: str, values: pd.Series | None, group: pd.Series | None, predicted: int, alpha: float,
+           missing: str | None) -> dict:
+    """A Spearman test of ``values`` with ``group``; ``predicted`` is the sign, ±1."""
+    test = {"id": hid, "test": f"ρ({name}, group)", "statistic": "Spearman ρ", "predicted": predicted}
+    if missing:
+        return {**test, "untestable": missing}
     v, g = values.to_numpy(dtype=float), group.to_numpy(dtype=float)
-    if np.ptp(v) == 0 or np.ptp(g) == 0:
-        rho = p = float("nan")
-    else:
-        rho, p = st.spearmanr(v, g, alternative="less" if predicted < 0 else "greater")
-    return {"id": hid, "test": f"ρ({name}, group)", "statistic": "Spearman ρ", "predicted": predicted,
-            "estimate": float(rho), "p": float(p), "n_groups": int(group.nunique()),
-            "resample": (spearman_rows, v, g)}
+    n, n_groups, need = len(v), group.nunique(), min_pairs(alpha, "spearman")
+    untestable = (f"n = {n} pairs < {need}" if n < need
+                  else f"{n_groups} group(s) < {MIN_GROUPS}" if n_groups < MIN_GROUPS
+                  else "no variation" if np.ptp(v) == 0 else None)
+    if untestable:
+        return {**test, "n": n, "untestable": untestable}
+    rho = st.spearmanr(v, g).statistic
+    p = {alt: st.spearmanr(v, g, alternative=alt).pvalue for alt in ("greater", "less")}
+    return {**test, "n": n, "estimate": float(rho), **_directed(p, predicted), "resample": (spearman_rows, v, g)}
 
 
-def _paired(hid: str, name: str, d: pd.Series, predicted: int) -> dict:
-    """A one-sided Wilcoxon signed-rank test of the differences ``d``; ``predicted`` the sign."""
+def _paired(hid: str, name: str, d: pd.Series | None, predicted: int, alpha: float, missing: str | None) -> dict:
+    """A Wilcoxon signed-rank test of the differences ``d``; ``predicted`` is the sign, ±1."""
+    test = {"id": hid, "test": f"r({name})", "statistic": "rank-biserial r", "predicted": predicted}
+    if missing:
+        return {**test, "untestable": missing}
     d = d.to_numpy(dtype=float)
-    alternative = "less" if predicted < 0 else "greater"
-    p = (float("nan") if np.all(d == 0)
-         else st.wilcoxon(d, zero_method="wilcox", method="auto", alternative=alternative).pvalue)
-    return {"id": hid, "test": f"r({name})", "statistic": "rank-biserial r", "predicted": predicted,
-            "estimate": rank_biserial(d), "p": float(p), "n_groups": None, "resample": (rank_biserial_rows, d)}
+    nonzero, need = int(np.sum(d != 0)), min_pairs(alpha, "wilcoxon")
+    if nonzero < need:
+        return {**test, "n": len(d), "untestable": f"n = {nonzero} non-zero differences < {need}"}
+    p = {alt: st.wilcoxon(d, zero_method="wilcox", method="auto", alternative=alt).pvalue
+         for alt in ("greater", "less")}
+    return {**test, "n": len(d), "estimate": rank_biserial(d), **_directed(p, predicted),
+            "resample": (rank_biserial_rows, d)}
 
 
-def _tests(results: pd.DataFrame) -> Iterator[dict]:
-    """The tests of every hypothesis on ``results`` (without intervals)."""
-    paths = present_paths(results)
-    others = [c for c in ("clip", "random") if c in paths]
+def _directed(p: dict[str, float], predicted: int) -> dict[str, float]:
+    """The one-sided p-values towards and against the predicted sign."""
+    towards, against = ("greater", "less") if predicted > 0 else ("less", "greater")
+    return {"p_towards": float(p[towards]), "p_against": float(p[against])}
+
+
+def _tests(results: pd.DataFrame, alpha: float) -> Iterator[dict]:
+    """Every test of every hypothesis on ``results`` (without intervals), testable or not."""
+    present = set(results["coupling"])
+    absent = [c for c in ("clip", "random") if c not in present]
+    missing = f"needs path(s) {', '.join(absent)} (absent)" if absent else None
+    others = [c for c in ("clip", "random") if c in present]
     ppl = per_pair(results, "ppl", ["ot", *others])
     group = ppl["group"]
-    yield _trend("H1", "W2", per_pair(results, "w2", ["ot"])["ot"], group, -1)
-    yield _trend("H1", "OT PPL", ppl["ot"], group, -1)
+    yield _trend("H1", "W2", per_pair(results, "w2", ["ot"])["ot"], group, -1, alpha, None)
+    yield _trend("H1", "OT PPL", ppl["ot"], group, -1, alpha, None)
     ratio = per_pair(results, "cost_ratio", ["ot", *others])
-    for c in others:
-        yield _trend("H2", f"{LABELS[c]} C(σ)/W2 − 1", ratio[c] - 1, group, +1)
-    for c in others:
-        yield _paired("H3", f"PPL OT − {LABELS[c]}", ppl["ot"] - ppl[c], -1)
-    if len(others) == 2:
+    for c in ("clip", "random"):
+        yield _trend("H2", f"{LABELS[c]} C(σ)/W2 − 1", None if missing else ratio[c] - 1, group, +1, alpha, missing)
+    for c in ("clip", "random"):
+        yield _paired("H3", f"PPL OT − {LABELS[c]}", None if missing else ppl["ot"] - ppl[c], -1, alpha, missing)
+    d = None
+    if not missing:
         cost = per_pair(results, "cost", others)
         clip_cheaper = cost["clip"] < cost["random"]
         d = np.where(clip_cheaper, ppl["clip"] - ppl["random"], ppl["random"] - ppl["clip"])
         # equal costs: neither is cheaper, the pair counts as a zero difference (discarded)
         d = pd.Series(np.where(cost["clip"] == cost["random"], 0.0, d), index=ppl.index)
-        yield _paired("H3", "PPL cheaper − dearer of CLIP/Random (by the pair's costs)", d, -1)
-    for c in others:
+    yield _paired("H3", "PPL cheaper − dearer of CLIP/Random (by the pair's costs)", d, -1, alpha, missing)
+    for c in ("clip", "random"):
         # 0 / 0 (both paths have zero length) is no gain, not a missing value.
-        gain = ((ppl[c] - ppl["ot"]) / ppl[c]).fillna(0.0)
-        yield _trend("H4", f"{LABELS[c]} relative PPL gain", gain, group, +1)
+        gain = None if missing else ((ppl[c] - ppl["ot"]) / ppl[c]).fillna(0.0)
+        yield _trend("H4", f"{LABELS[c]} relative PPL gain", gain, group, +1, alpha, missing)
 
 
-def _outcome(test: dict, n_pairs: int, alpha: float, min_effect: float) -> str:
-    if n_pairs < MIN_PAIRS or (test["n_groups"] is not None and test["n_groups"] < MIN_GROUPS):
-        return "not testable at this size"
-    if not test["p"] < alpha:
-        return "not significant"
-    if not np.sign(test["estimate"]) == test["predicted"]:
-        return "wrong direction"
-    if abs(test["estimate"]) < min_effect:
-        return "effect below min_effect"
-    return "passes"
+def _subset_rows(table: pd.DataFrame, subset: str, *, alpha: float, min_effect: float, n_resamples: int,
+                 seed: int) -> pd.DataFrame:
+    """The tests of one subset of pairs, with intervals, p-values and verdicts."""
+    rows = []
+    for i, test in enumerate(_tests(table, alpha)):
+        nan = float("nan")
+        low = high = nan
+        if "resample" in test:
+            statistic, *samples = test["resample"]
+            low, high = bootstrap_ci(statistic, *samples, n_resamples=n_resamples, seed=(seed, i),
+                                     confidence=1 - 2 * alpha)
+        estimate, p_towards, p_against = (test.get(k, nan) for k in ("estimate", "p_towards", "p_against"))
+        verdict, reason = judge_test(test["predicted"], estimate, (low, high), p_towards, p_against, alpha=alpha,
+                                       min_effect=min_effect, untestable=test.get("untestable"))
+        rows.append({"id": test["id"], "test": test["test"], "statistic": test["statistic"],
+                     "predicted": "< 0" if test["predicted"] < 0 else "> 0", "alpha": alpha, "min_effect": min_effect,
+                     "ci_level": 1 - 2 * alpha, f"n_pairs_{subset}": table["pair_id"].nunique(),
+                     f"estimate_{subset}": estimate, f"ci_low_{subset}": low, f"ci_high_{subset}": high,
+                     f"p_{subset}": p_towards, f"p_against_{subset}": p_against,
+                     f"verdict_{subset}": verdict, f"reason_{subset}": reason})
+    return pd.DataFrame(rows)
 
 
 def hypothesis_tests(results: pd.DataFrame, *, alpha: float = 0.05, min_effect: float = 0.1,
-                     n_resamples: int = 2000, seed: int = 0, order: Sequence[str] | None = None) -> pd.DataFrame:
+                     n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Every test of the four hypotheses, on all pairs and on a caption-disjoint subset.
 
     Parameters
     ----------
     results : DataFrame
         The experiment's results (one row per pair and path, and per seed: values are per-pair
-        means over seeds), with ``ot`` and ``clip`` and/or ``random`` (``slerp`` is ignored here).
+        means over seeds), with ``ot`` and ideally ``clip`` and ``random`` (``slerp`` is ignored;
+        a test whose path is absent is ``not testable``).
     alpha : float
-        Significance level.
+        Significance level of the one-sided tests, in (0, 0.5); intervals are at ``1 − 2α``.
     min_effect : float
-        Smallest ``|ρ|`` or ``|r|`` that supports a hypothesis.
+        Smallest ``|ρ|`` or ``|r|`` worth the name, in [0, 1].
     n_resamples : int
         Bootstrap resamples of each interval.
     seed : int
         Seed of the bootstrap (test ``i`` uses ``(seed, i)``).
-    order : sequence of str, optional
-        The order of the greedy caption-disjoint pass (:func:`otinterp.data.caption_disjoint_subset`):
-        the sampled pair table's ``pair_id`` column; default the results' order.
 
     Returns
     -------
-    tests : DataFrame
+    tests : (9, ...) DataFrame
         One row per test: ``id`` (``"H1"`` …), ``test`` (such as ``"ρ(W2, group)"`` or
-        ``"r(PPL OT − CLIP)"``), ``statistic`` (``"Spearman ρ"`` or
-        ``"rank-biserial r"``), ``predicted`` (``"< 0"`` or ``"> 0"``), ``alpha``,
-        ``min_effect``, and for each subset ``s`` in :data:`SUBSETS`: ``n_pairs_s``,
-        ``estimate_s``, ``ci_low_s``, ``ci_high_s`` (95 % bootstrap), ``p_s`` (one-sided, in
-        the predicted direction) and ``outcome_s`` (``"passes"``, ``"not significant"``,
-        ``"wrong direction"``, ``"effect below min_effect"`` or ``"not testable at this size"``:
-        fewer than :data:`MIN_PAIRS` pairs, or for a trend fewer than :data:`MIN_GROUPS` groups).
+        ``"r(PPL OT − CLIP)"``), ``statistic``, ``predicted`` (``"< 0"`` or ``"> 0"``), ``alpha``,
+        ``min_effect``, ``ci_level``, and for each subset ``s`` in :data:`SUBSETS`: ``n_pairs_s``,
+        ``estimate_s``, ``ci_low_s``, ``ci_high_s``, ``p_s`` (one-sided, towards the prediction),
+        ``p_against_s`` (one-sided, against it), ``verdict_s`` (one of :data:`VERDICTS`) and
+        ``reason_s``.
     """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5) (the intervals are at 1 − 2α), got {alpha}")
     if not 0 <= min_effect <= 1:
         raise ValueError(f"min_effect must be in [0, 1], got {min_effect}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    tables = {"all": results, "disjoint": caption_disjoint_subset(results, order)}
-    columns = {}
-    for subset, table in tables.items():
-        n_pairs = table["pair_id"].nunique()
-        rows = []
-        for i, test in enumerate(_tests(table)):
-            statistic, *samples = test["resample"]
-            low, high = bootstrap_ci(statistic, *samples, n_resamples=n_resamples, seed=(seed, i))
-            rows.append({"id": test["id"], "test": test["test"], "statistic": test["statistic"],
-                         "predicted": "< 0" if test["predicted"] < 0 else "> 0", "alpha": alpha,
-                         "min_effect": min_effect, f"n_pairs_{subset}": n_pairs,
-                         f"estimate_{subset}": test["estimate"], f"ci_low_{subset}": low,
-                         f"ci_high_{subset}": high, f"p_{subset}": test["p"],
-                         f"outcome_{subset}": _outcome(test, n_pairs, alpha, min_effect)})
-        columns[subset] = pd.DataFrame(rows)
-    keys = ["id", "test", "statistic", "predicted", "alpha", "min_effect"]
-    return columns["all"].merge(columns["disjoint"], on=keys, how="left", validate="one_to_one")
+    tables = {"all": results, "disjoint": caption_disjoint_subset(results)}
+    frames = [_subset_rows(table, subset, alpha=alpha, min_effect=min_effect, n_resamples=n_resamples, seed=seed)
+              for subset, table in tables.items()]
+    keys = ["id", "test", "statistic", "predicted", "alpha", "min_effect", "ci_level"]
+    return frames[0].merge(frames[1], on=keys, how="left", validate="one_to_one")
 
 
-def _verdict(outcomes: pd.Series) -> str:
-    if (outcomes == "not testable at this size").any():
-        return "not testable at this size"
-    return "supported" if (outcomes == "passes").all() else "not supported"
+def _evidence(t) -> str:
+    if t.verdict_all == "not testable":
+        return f"{t.test}: not testable ({t.reason_all})"
+    return (f"{t.test} = {t.estimate_all:+.3f} [{t.ci_low_all:+.3f}, {t.ci_high_all:+.3f}], "
+            f"p = {t.p_all:.3g} ({t.verdict_all})")
 
 
 def verdicts(tests: pd.DataFrame) -> pd.DataFrame:
@@ -268,21 +375,28 @@ def verdicts(tests: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    verdicts : (4, 9) DataFrame
-        ``id``, ``hypothesis`` (the statement), ``verdict_all``, ``verdict_disjoint``
-        (``"supported"`` when every test of the hypothesis passes, ``"not testable at this
-        size"`` when one cannot be made, else ``"not supported"``), ``n_pairs_all``,
-        ``n_pairs_disjoint``, ``alpha``, ``min_effect`` and ``evidence`` (each test on all
-        pairs: estimate, interval, p-value and outcome).
+    verdicts : (4, 12) DataFrame
+        ``id``, ``hypothesis`` (the statement), for each subset ``s`` ``verdict_s`` (one of
+        :data:`VERDICTS`, :func:`judge_hypothesis`), ``reason_s`` and ``n_pairs_s``; ``alpha``,
+        ``min_effect``, ``evidence`` (each test on all pairs: estimate, interval, p-value and
+        verdict) and ``disagreement`` (one line when the two subsets' verdicts differ, else "").
     """
     rows = []
     for hid, block in tests.groupby("id", sort=True):
-        evidence = "; ".join(
-            f"{t.test} = {t.estimate_all:+.3f} [{t.ci_low_all:+.3f}, {t.ci_high_all:+.3f}], "
-            f"p = {t.p_all:.3g} ({t.outcome_all})" for t in block.itertuples())
-        rows.append({"id": hid, "hypothesis": STATEMENTS[hid],
-                     **{f"verdict_{s}": _verdict(block[f"outcome_{s}"]) for s in SUBSETS},
-                     **{f"n_pairs_{s}": int(block[f"n_pairs_{s}"].iloc[0]) for s in SUBSETS},
-                     "alpha": block["alpha"].iloc[0], "min_effect": block["min_effect"].iloc[0],
-                     "evidence": evidence})
+        row = {"id": hid, "hypothesis": STATEMENTS[hid]}
+        for s in SUBSETS:
+            verdict, reason = judge_hypothesis(block[f"verdict_{s}"], block[f"p_against_{s}"], block["test"],
+                                                 alpha=float(block["alpha"].iloc[0]))
+            row.update({f"verdict_{s}": verdict, f"reason_{s}": reason, f"n_pairs_{s}": int(block[f"n_pairs_{s}"].iloc[0])})
+        row.update({"alpha": block["alpha"].iloc[0], "min_effect": block["min_effect"].iloc[0],
+                    "evidence": "; ".join(_evidence(t) for t in block.itertuples())})
+        row["disagreement"] = ("" if row["verdict_all"] == row["verdict_disjoint"] else
+                               f"{hid}: {row['verdict_all']} on all {row['n_pairs_all']} pairs but "
+                               f"{row['verdict_disjoint']} on the {row['n_pairs_disjoint']} caption-disjoint pairs")
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def disagreements(verdicts: pd.DataFrame) -> list[str]:
+    """The one-line notes of the hypotheses whose all-pairs and caption-disjoint verdicts differ."""
+    return [line for line in verdicts["disagreement"] if line]
