@@ -250,7 +250,7 @@ def verdicts_by_model(results: pd.DataFrame, alpha: float = 0.05, min_effect: fl
     """The verdicts on the four hypotheses for each run, side by side.
 
     Each run is tested on its own by :func:`otinterp.stats.hypothesis_tests` (the caption-disjoint
-    subset taken in the run's sampled order) and :func:`otinterp.stats.verdicts`.
+    subset taken round-robin in the run's sampled order) and :func:`otinterp.stats.verdicts`.
 
     Parameters
     ----------
@@ -259,7 +259,7 @@ def verdicts_by_model(results: pd.DataFrame, alpha: float = 0.05, min_effect: fl
     alpha : float
         Significance level.
     min_effect : float
-        Smallest ``|ρ|`` or ``|r|`` that supports a hypothesis.
+        Smallest ``|ρ|`` or ``|r|`` worth the name.
     n_resamples : int
         Bootstrap resamples of each interval.
     seed : int
@@ -269,19 +269,22 @@ def verdicts_by_model(results: pd.DataFrame, alpha: float = 0.05, min_effect: fl
     -------
     verdicts : (4, 3 + 2 n_runs) DataFrame
         Indexed by the hypothesis id (``"H1"`` …): ``hypothesis`` (the statement), then for each
-        run ``"<model label>: all pairs"`` and ``"<model label>: caption-disjoint"`` (the
-        verdicts), and ``alpha`` and ``min_effect``.
+        run ``"<model label>: all pairs"`` and ``"<model label>: caption-disjoint"`` (one of
+        :data:`otinterp.stats.VERDICTS`), ``alpha``, ``min_effect`` and ``disagreement`` (a line
+        per run whose two verdicts differ, else "").
     """
-    columns = {}
+    columns, disagreement = {}, {}
     for _, rows in _runs(results):
         label = rows["model_label"].iloc[0]
         tests = stats.hypothesis_tests(rows, alpha=alpha, min_effect=min_effect, n_resamples=n_resamples, seed=seed)
         verdicts = stats.verdicts(tests).set_index("id")
         columns[f"{label}: all pairs"] = verdicts["verdict_all"]
         columns[f"{label}: caption-disjoint"] = verdicts["verdict_disjoint"]
+        disagreement[label] = verdicts["disagreement"]
     table = pd.DataFrame(columns)
     table.insert(0, "hypothesis", pd.Series(stats.STATEMENTS).reindex(table.index))
-    return table.assign(alpha=alpha, min_effect=min_effect)
+    lines = pd.DataFrame(disagreement).apply(lambda row: "; ".join(f"{k}: {v}" for k, v in row.items() if v), axis=1)
+    return table.assign(alpha=alpha, min_effect=min_effect, disagreement=lines)
 
 
 def _line_styles(gains: pd.DataFrame) -> dict[str, dict]:

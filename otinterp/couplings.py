@@ -24,6 +24,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from otinterp.names import COUPLINGS, PATHS
+
 __all__ = [
     "COUPLINGS", "ot_coupling", "clip_coupling", "random_coupling", "coupling",
     "coupling_cost", "wasserstein2", "interpolate", "pair_rng", "pairwise_sq_dists",
@@ -33,8 +35,6 @@ __all__ = [
 #: Coupling names, in the order the paper reports them.
 COUPLINGS = ("ot", "clip", "random")
 
-#: Path names: the three couplings' straight paths, then the spherical interpolation :func:`slerp`.
-PATHS = ("ot", "clip", "random", "slerp")
 
 CouplingName = Literal["ot", "clip", "random"]
 PathName = Literal["ot", "clip", "random", "slerp"]

@@ -46,7 +46,7 @@ from otinterp.data import balanced_subset, check_unique_ids, read_pairs, require
 from otinterp.families import Conditioning, family_of
 from otinterp.io import atomic_write
 from otinterp.params import REPO_ROOT, Params, load as load_params, parse_overrides
-from otinterp.ppl import load_lpips, path_measures
+from otinterp.ppl import RAW_COLUMNS, load_lpips, path_measures
 from otinterp.results import (
     Claims, ResultIndex, finish_record, load_results, measured_rate, open_results, pair_keys, read_manifest,
     settings_sha256, start_record, write_part,
@@ -302,7 +302,7 @@ class Encodings(Mapping):
 
 def unit_rows(pair: pd.Series, key: str, seed: int, paths: dict, lpips_model, params: Params,
               family: str, global_distance: float = float("nan")) -> pd.DataFrame:
-    """One result row per path of a unit: costs, LPIPS steps and the path measures.
+    """One result row per path of a unit: costs and the LPIPS distances the measures derive from.
 
     Each path is scored on its own (LPIPS batches never mix paths), like it is rendered.
     ``global_distance`` is ``||g_A − g_B||`` of the two prompts' global vectors (NaN for families
@@ -317,9 +317,7 @@ def unit_rows(pair: pd.Series, key: str, seed: int, paths: dict, lpips_model, pa
             "prompt_a": pair["prompt_a"], "prompt_b": pair["prompt_b"],
             "group": float(pair["group"]), "score": float(pair["score"]),
             "cost": path["cost"], "w2": w2, "cost_ratio": path["cost"] / w2 if w2 > 0 else 1.0,
-            "ppl": float(m["ppl"][0]), "distances": m["distances"][0].tolist(), "max_step": float(m["max_step"][0]),
-            "total_length": float(m["total_length"][0]), "smoothness": float(m["smoothness"][0]),
-            "path_efficiency": float(m["path_efficiency"][0]), "excursion": float(m["excursion"][0]),
+            **{c: m[c][0].tolist() for c in RAW_COLUMNS},
             "global_distance": global_distance, "global_path": "none" if math.isnan(global_distance) else "linear",
             "family": family, "model": params.model, "lpips_backbone": params.lpips_backbone,
         })

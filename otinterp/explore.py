@@ -47,6 +47,7 @@ import torch
 import otinterp
 from otinterp import couplings as C
 from otinterp import plots
+from otinterp.names import MEASURES
 from otinterp.params import Params
 
 if TYPE_CHECKING:
@@ -61,8 +62,7 @@ __all__ = [
 REPO_ROOT = Path(otinterp.__file__).resolve().parents[1]
 
 #: Per-path numbers written to ``measures.json``, besides ``distances``.
-SUMMARY_FIELDS = ("ppl", "cost", "w2", "cost_ratio", "rows_in_place", "path_efficiency", "excursion",
-                  "max_step", "total_length", "smoothness")
+SUMMARY_FIELDS = ("cost", "w2", "cost_ratio", "rows_in_place", "intervals", *MEASURES)
 
 
 # --- model layer: every call into the model and LPIPS ---------------------------------------------
@@ -169,7 +169,8 @@ class Exploration:
         ``W2`` of the two embeddings (the OT cost).
     images : dict of str to (frames, 3, H, W) float32 tensor in [0, 1]
     measures : dict of str to dict
-        Per path: ``distances`` (frames − 1,) and the floats of :data:`otinterp.ppl.MEASURES`.
+        Per path: ``distances`` (frames − 1,), ``intervals`` (K = frames − 1: the PPL is comparable only
+        at one K) and the floats of :data:`otinterp.names.MEASURES`.
     """
 
     prompts: tuple[str, str]
@@ -243,9 +244,8 @@ def explore(pipe: Any, lpips_model: torch.nn.Module, prompt_a: str, prompt_b: st
     images = {p: rendered[p]["images"] for p in paths}
     scored = _measures(torch.stack(list(images.values())), lpips_model, params)
     measures = {
-        p: {"distances": scored["distances"][i].tolist(),
-            **{name: float(scored[name][i]) for name in ("ppl", "max_step", "total_length", "smoothness",
-                                                         "path_efficiency", "excursion")}}
+        p: {"distances": scored["distances"][i].tolist(), "intervals": frames - 1,
+            **{name: float(scored[name][i]) for name in MEASURES}}
         for i, p in enumerate(paths)
     }
     return Exploration(prompts=(prompt_a, prompt_b), pair_id=pair_id, model=params.model, caveat=params.caveat,
@@ -275,6 +275,13 @@ def explore_seeds(pipe: Any, lpips_model: torch.nn.Module, prompt_a: str, prompt
     return [explore(pipe, lpips_model, prompt_a, prompt_b, params, seed=seeds[i], **kwargs) for i in seed_indices]
 
 
+def measure_line(measures: dict[str, Any]) -> str:
+    """A path's measures in one line; the PPL names its K (it scales like 1/K², docs/definitions.md §4)."""
+    return (f"PPL@K={measures['intervals']} {measures['ppl']:.4g}, perceptual length "
+            f"{measures['perceptual_length']:.4g}, efficiency {measures['path_efficiency']:.3g}, "
+            f"excursion {measures['excursion']:.3g}")
+
+
 def measure_rows(exploration: Exploration) -> list[dict[str, Any]]:
     """One JSON-ready row per path: ``seed``, ``path``, :data:`SUMMARY_FIELDS` and ``distances``."""
     ex = exploration
@@ -291,7 +298,9 @@ def measure_rows(exploration: Exploration) -> list[dict[str, Any]]:
 def strips_figure(exploration: Exploration):
     """The paths' image strips beside their ``d_k`` curves, with PPL, cost and W2 (a Figure)."""
     ex = exploration
-    legends = {p: f"PPL {ex.measures[p]['ppl']:.3g}, cost {ex.costs[p]:.3g}" for p in ex.paths}
+    k = len(ex.ts) - 1
+    legends = {p: f"PPL@K={k} {ex.measures[p]['ppl']:.3g}, length {ex.measures[p]['perceptual_length']:.3g}, "
+                  f"cost {ex.costs[p]:.3g}" for p in ex.paths}
     title = f"W2 = {ex.w2:.3g}; latent seed {ex.seed}; {len(ex.ts)} frames"
     return plots.path_strips_with_steps(ex.images, {p: ex.measures[p]["distances"] for p in ex.paths},
                                         prompts=ex.prompts, legends=legends, title=title, model=ex.model,
@@ -509,9 +518,8 @@ class Explorer:
             image.value = self.frame_png(box_a.value, box_b.value, path.value, slider.value, seed.value)
             m = ex.measures[path.value]
             caveat = f"<br><b>{ex.caveat}</b>" if ex.caveat else ""
-            info.value = (f"t = {ex.ts[slider.value]:.3f}; PPL {m['ppl']:.4g}, cost {ex.costs[path.value]:.4g}, "
-                          f"W2 {ex.w2:.4g}, efficiency {m['path_efficiency']:.3g}, excursion {m['excursion']:.3g}"
-                          f"{caveat}")
+            info.value = (f"t = {ex.ts[slider.value]:.3f}; {measure_line(m)}, cost {ex.costs[path.value]:.4g}, "
+                          f"W2 {ex.w2:.4g}{caveat}")
 
         for control in (box_a, box_b, path, seed, slider):
             control.observe(update, names="value")
@@ -587,8 +595,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[Path]]:
     if params.caveat:
         print("NOTE:", params.caveat, file=sys.stderr)
     for row in (r for ex in explorations for r in measure_rows(ex)):
-        print(f"seed {row['seed']} {row['path']:>6}: PPL {row['ppl']:.4g}  cost {row['cost']:.4g}  "
-              f"W2 {row['w2']:.4g}  efficiency {row['path_efficiency']:.3g}  excursion {row['excursion']:.3g}")
+        print(f"seed {row['seed']} {row['path']:>6}: {measure_line(row)}  cost {row['cost']:.4g}  W2 {row['w2']:.4g}")
     print("\n".join(str(p) for paths in written.values() for p in paths))
     return written
 

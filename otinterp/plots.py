@@ -27,12 +27,12 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from otinterp.couplings import PATHS
+from otinterp.names import BEYOND_PPL, MEASURE_LABELS, PATH_LABELS, PATHS
 from otinterp.io import atomic_write
 from otinterp.stats import LABELS, per_pair
 
 __all__ = [
-    "PALETTE", "PATH_LABELS", "MEASURE_LABELS", "ppl_cost_boxplots", "measures_boxplots", "image_strips",
+    "PALETTE", "PATH_LABELS", "MEASURE_LABELS", "MARKERS", "LINESTYLES", "FEW_PAIRS", "ppl_cost_boxplots", "measures_boxplots", "image_strips",
     "w2_vs_similarity", "excess_cost_vs_similarity", "path_strips_with_steps", "coupling_tokens",
     "save_figure",
 ]
@@ -40,17 +40,15 @@ __all__ = [
 #: One colour per path (the three couplings, then slerp), shared by every figure.
 PALETTE = dict(zip(PATHS, sns.color_palette("colorblind", len(PATHS))))
 
-#: Display names of the paths.
-PATH_LABELS = {**{c: LABELS.get(c, c) for c in PATHS}, "slerp": "Slerp"}
-
-#: Axis labels of the measures beyond PPL (:func:`measures_boxplots`).
-MEASURE_LABELS = {
-    "path_efficiency": "path efficiency\nLPIPS(I₀, I_K) / Σ d_k",
-    "excursion": "excursion\nmax_k min(d(I_k, I₀), d(I_k, I_K)) / d(I₀, I_K)",
-    "smoothness": "smoothness\n1 − Gini(d)",
-}
 
 _GROUP_LABEL = "similarity group"
+
+#: Below this many pairs per group and path, box plots also draw every pair as a point.
+FEW_PAIRS = 20
+
+#: One marker and line style per path, so paths stay apart without colour.
+MARKERS = {"ot": "o", "clip": "s", "random": "^", "slerp": "D"}
+LINESTYLES = {"ot": "-", "clip": "--", "random": ":", "slerp": "-."}
 
 
 def _agg_when_headless() -> None:
@@ -101,11 +99,22 @@ def _long(results: pd.DataFrame, metric: str, couplings: Sequence[str]) -> pd.Da
     return wide.melt(id_vars="group", var_name="coupling", value_name=metric)
 
 
+def _at_k(results: pd.DataFrame) -> str:
+    """`` at K = k`` for results whose paths have ``k`` intervals (a PPL is comparable only at one K)."""
+    ks = {len(d) for d in results["distances"]} if "distances" in results.columns else set()
+    return f" at K = {ks.pop()}" if len(ks) == 1 else ""
+
+
 def _boxes(ax, data: pd.DataFrame, y: str, ylabel: str) -> None:
-    """Box plots of ``y`` by similarity group, one box per coupling in the data."""
+    """Box plots of ``y`` by similarity group, one box per coupling in the data; with fewer than
+    :data:`FEW_PAIRS` pairs in a box, every pair is drawn as a point over it."""
     hue_order = [c for c in PATHS if c in set(data["coupling"])]
-    sns.boxplot(data=data, x="group", y=y, hue="coupling", order=sorted(data["group"].unique()),
-                hue_order=hue_order, palette=PALETTE, fliersize=2, linewidth=0.8, ax=ax)
+    layout = {"data": data, "x": "group", "y": y, "hue": "coupling", "order": sorted(data["group"].unique()),
+              "hue_order": hue_order, "palette": PALETTE, "ax": ax}
+    few = data.groupby(["group", "coupling"]).size().max() < FEW_PAIRS
+    sns.boxplot(**layout, fliersize=0 if few else 2, linewidth=0.8)
+    if few:
+        sns.stripplot(**layout, dodge=True, size=3.5, edgecolor="0.2", linewidth=0.5, legend=False)
     ax.set(xlabel=_GROUP_LABEL, ylabel=ylabel)
     handles, names = ax.get_legend_handles_labels()
     ax.legend(handles, [PATH_LABELS[n] for n in names], title="coupling")
@@ -133,7 +142,7 @@ def ppl_cost_boxplots(results: pd.DataFrame, *, model: str | None = None, note: 
     couplings = _paths_in(results)
     fig = plt.figure(figsize=(12, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
-    _boxes(axes[0], _long(results, "ppl", couplings), "ppl", "PPL (mean LPIPS between steps)")
+    _boxes(axes[0], _long(results, "ppl", couplings), "ppl", f"PPL{_at_k(results)} (mean LPIPS between steps)")
     _boxes(axes[1], _long(results, "cost", couplings), "cost", "coupling cost C(σ)")
     axes[1].get_legend().remove()
     _suptitle(fig, _title("PPL and coupling cost by similarity group", note, model))
@@ -141,7 +150,7 @@ def ppl_cost_boxplots(results: pd.DataFrame, *, model: str | None = None, note: 
 
 
 @_styled
-def measures_boxplots(results: pd.DataFrame, *, measures: Sequence[str] = tuple(MEASURE_LABELS),
+def measures_boxplots(results: pd.DataFrame, *, measures: Sequence[str] = BEYOND_PPL,
                       model: str | None = None, note: str | None = None) -> Figure:
     """The measures beyond PPL by similarity group and coupling, one panel each (beside Figure 3).
 
@@ -150,8 +159,9 @@ def measures_boxplots(results: pd.DataFrame, *, measures: Sequence[str] = tuple(
     results : DataFrame
         The experiment's results, one row per (pair, coupling), with a column per measure.
     measures : sequence of str
-        Columns to draw; by default ``path_efficiency`` (1: no detour), ``excursion`` (how far
-        the path strays from both ends) and ``smoothness`` (``1 − Gini`` of the steps).
+        Columns to draw; by default :data:`otinterp.names.BEYOND_PPL`: the perceptual length
+        ``Σ √d_k``, the path efficiency (1: no detour), the excursion (how far the path strays
+        from both ends) and the smoothness (``1 − Gini`` of the steps).
     model : str, optional
         The model, named in the title.
     note : str, optional
@@ -171,7 +181,8 @@ def measures_boxplots(results: pd.DataFrame, *, measures: Sequence[str] = tuple(
         _boxes(ax, _long(results, measure, couplings), measure, MEASURE_LABELS.get(measure, measure))
         if i:
             ax.get_legend().remove()
-    _suptitle(fig, _title("Path efficiency, excursion and smoothness by similarity group", note, model))
+    _suptitle(fig, _title("Measures beyond PPL by similarity group (√LPIPS lengths: comparable at any K)", note,
+                          model))
     return fig
 
 
@@ -303,7 +314,8 @@ def path_strips_with_steps(strips: Mapping[str, Any], distances: Mapping[str, Se
     mid = (np.arange(n_cols - 1) + 0.5) / (n_cols - 1)
     for coupling, d in steps.items():
         extra = f": {legends[coupling]}" if legends and coupling in legends else ""
-        ax.plot(mid, d, marker="o", markersize=2.5, color=PALETTE[coupling], label=PATH_LABELS[coupling] + extra)
+        ax.plot(mid, d, marker=MARKERS[coupling], markersize=4, linestyle=LINESTYLES[coupling], linewidth=1.2,
+                color=PALETTE[coupling], label=PATH_LABELS[coupling] + extra, alpha=0.9)
     ax.set(xlabel="t (midpoint of the step)", ylabel="LPIPS step d_k", xlim=(0, 1))
     ax.set_ylim(bottom=0)
     ax.legend(fontsize="small")
@@ -558,7 +570,7 @@ def excess_cost_vs_similarity(results: pd.DataFrame, *, model: str | None = None
         _boxes(ax, data[data["coupling"] == coupling], "excess", "relative excess cost C(σ)/W2 − 1")
         ax.get_legend().remove()
         ax.set_title(PATH_LABELS[coupling])
-    _suptitle(fig, _title("Relative excess path length of suboptimal couplings against similarity", note, model))
+    _suptitle(fig, _title("Relative excess coupling cost C(σ)/W2 − 1 of suboptimal couplings against similarity", note, model))
     return fig
 
 

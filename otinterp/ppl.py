@@ -4,10 +4,16 @@ The paper's PPL is the mean LPIPS distance between consecutive, equally spaced i
 (``I_0..I_K``): ``PPL = (1/K) Σ_k LPIPS(I_k, I_{k+1})``. It is not StyleGAN's ε-PPL (Karras et al.
 2019), which differentiates at random points with a small ε and rescales by 1/ε².
 
-Measures beyond PPL, from LPIPS alone (the paper's future work): the largest step, the total
-length, AID's smoothness ``1 − Gini(d)``, the path efficiency ``LPIPS(I_0, I_K) / Σ_k d_k``
-(1: no detour) and the excursion ``max_k min(LPIPS(I_k, I_0), LPIPS(I_k, I_K)) / LPIPS(I_0, I_K)``
-(how far the path strays from both ends). :func:`path_measures` computes them all for a batch of paths.
+LPIPS v0.1 is a non-negatively weighted sum of squared differences of normalised features, so for
+small steps ``d_k ≈ (step length)²``: the PPL of a steady path of perceptual length ``L`` is about
+``L²/K²``, and it compares only paths with the same ``K``. ``√LPIPS`` is a Euclidean distance
+between weighted feature maps (a pseudo-metric), so the measures of length beyond the paper are
+built on it (docs/definitions.md §4): the perceptual length ``Σ_k √d_k``, the path efficiency
+``√LPIPS(I_0, I_K) / Σ_k √d_k`` (in [0, 1]; 1: no detour) and the excursion
+``max_k min(√LPIPS(I_k, I_0), √LPIPS(I_k, I_K)) / √LPIPS(I_0, I_K)``. AID's smoothness
+``1 − Gini(d)``, the largest step and the total length ``Σ_k d_k`` (= K·PPL) are kept as their
+authors define them. Results store only LPIPS distances (:data:`RAW_COLUMNS`); :func:`summaries`
+derives every measure of :data:`MEASURES` from them, for stored results and new paths alike.
 """
 
 from __future__ import annotations
@@ -17,16 +23,21 @@ from typing import Literal
 import warnings
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from otinterp.names import MEASURE_LABELS, MEASURES
+
 __all__ = [
-    "load_lpips", "pair_distances", "path_distances", "perceptual_path_length", "gini", "path_efficiency",
-    "excursion", "path_measures", "MEASURES",
+    "load_lpips", "pair_distances", "path_distances", "perceptual_path_length", "gini", "perceptual_length",
+    "path_efficiency", "excursion", "summaries", "add_measures", "path_measures", "MEASURES", "MEASURE_LABELS", "RAW_COLUMNS",
 ]
 
-#: The per-path summaries of :func:`path_measures`, each a ``(P,)`` array.
-MEASURES = ("ppl", "max_step", "total_length", "smoothness", "path_efficiency", "excursion")
+#: The LPIPS quantities a result row stores per path, from which :func:`summaries` derives the rest:
+#: ``distances`` (``d_k``), ``end_to_end`` (``LPIPS(I_0, I_K)``) and ``farthest_from_ends``
+#: (``max_k min(LPIPS(I_k, I_0), LPIPS(I_k, I_K))``).
+RAW_COLUMNS = ("distances", "end_to_end", "farthest_from_ends")
 
 #: torchvision checkpoint file names of the LPIPS backbones, looked for in torch.hub's cache.
 _BACKBONE_FILES = {
@@ -173,10 +184,20 @@ def _ratio(num: np.ndarray, den: np.ndarray, when_zero: float) -> np.ndarray | f
     return float(out) if out.ndim == 0 else out
 
 
-def path_efficiency(distances: np.ndarray, end_to_end: np.ndarray | float) -> np.ndarray | float:
-    """Path efficiency ``LPIPS(I_0, I_K) / Σ_k d_k``: 1 when the path makes no detour.
+def perceptual_length(distances: np.ndarray) -> np.ndarray | float:
+    """Perceptual length ``Σ_k √d_k``: the length of the path in the √LPIPS pseudo-metric.
 
-    LPIPS is not a metric (no triangle inequality), so a value above 1 can occur; it is kept.
+    Refining a path (more images along it) never shortens it, by the triangle inequality.
+    """
+    result = np.sqrt(np.asarray(distances, dtype=np.float64)).sum(axis=-1)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def path_efficiency(distances: np.ndarray, end_to_end: np.ndarray | float) -> np.ndarray | float:
+    """Path efficiency ``√LPIPS(I_0, I_K) / Σ_k √d_k``: 1 when the path makes no detour.
+
+    √LPIPS obeys the triangle inequality, so the value lies in [0, 1] (up to float rounding) and
+    never rises when a path is refined; a straight pixel blend between two images scores about 0.55.
 
     Parameters
     ----------
@@ -190,16 +211,15 @@ def path_efficiency(distances: np.ndarray, end_to_end: np.ndarray | float) -> np
     efficiency : (...) array or float
         1 for a constant path (every image the same).
     """
-    return _ratio(end_to_end, np.sum(np.asarray(distances, dtype=np.float64), axis=-1), when_zero=1.0)
+    return _ratio(np.sqrt(end_to_end), perceptual_length(distances), when_zero=1.0)
 
 
 def excursion(to_start: np.ndarray, to_end: np.ndarray) -> np.ndarray | float:
-    """Excursion ``max_k min(LPIPS(I_k, I_0), LPIPS(I_k, I_K)) / LPIPS(I_0, I_K)``.
+    """Excursion ``max_k min(√LPIPS(I_k, I_0), √LPIPS(I_k, I_K)) / √LPIPS(I_0, I_K)``.
 
-    How far the path strays from both of its ends, in units of the distance between them: about
-    0.5 for a path that moves steadily from one end to the other, above 1 when an intermediate
-    image is farther from both ends than they are from each other (the paper's "hallucinated"
-    images).
+    How far the path strays from both of its ends, in units of the distance between them: 0.5 for
+    a path that moves at constant speed along a straight line, above 1 when an intermediate image
+    is farther from both ends than they are from each other (the paper's "hallucinated" images).
 
     Parameters
     ----------
@@ -216,7 +236,75 @@ def excursion(to_start: np.ndarray, to_end: np.ndarray) -> np.ndarray | float:
     if to_start.shape != to_end.shape or to_start.ndim < 1 or to_start.shape[-1] < 2:
         raise ValueError(f"to_start and to_end must both be (..., K+1) with K >= 1, got {to_start.shape} "
                          f"and {to_end.shape}")
-    return _ratio(np.minimum(to_start, to_end).max(axis=-1), to_end[..., 0], when_zero=0.0)
+    return _excursion(np.minimum(to_start, to_end).max(axis=-1), to_end[..., 0])
+
+
+def _excursion(farthest_from_ends: np.ndarray, end_to_end: np.ndarray) -> np.ndarray | float:
+    """``√farthest_from_ends / √end_to_end``, 0 for a constant path."""
+    return _ratio(np.sqrt(farthest_from_ends), np.sqrt(end_to_end), when_zero=0.0)
+
+
+def summaries(distances: np.ndarray, end_to_end: np.ndarray, farthest_from_ends: np.ndarray) -> dict[str, np.ndarray]:
+    """Every measure of :data:`MEASURES` of a batch of paths, from its LPIPS distances.
+
+    Parameters
+    ----------
+    distances : (P, K) array
+        ``d_k = LPIPS(I_k, I_{k+1})``.
+    end_to_end : (P,) array
+        ``LPIPS(I_0, I_K)``.
+    farthest_from_ends : (P,) array
+        ``max_k min(LPIPS(I_k, I_0), LPIPS(I_k, I_K))``.
+
+    Returns
+    -------
+    dict of str to (P,) float64 array
+        ``ppl``, ``max_step``, ``total_length``, ``smoothness``, ``perceptual_length``,
+        ``path_efficiency`` and ``excursion``.
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    if d.ndim != 2 or d.shape[1] < 1:
+        raise ValueError(f"distances must be (P, K) with K >= 1, got shape {d.shape}")
+    end_to_end, farthest = (np.asarray(v, dtype=np.float64).reshape(len(d)) for v in (end_to_end, farthest_from_ends))
+    return {
+        "ppl": np.asarray(perceptual_path_length(d)).reshape(len(d)), "max_step": d.max(axis=1),
+        "total_length": d.sum(axis=1), "smoothness": 1.0 - np.asarray(gini(d)).reshape(len(d)),
+        "perceptual_length": np.asarray(perceptual_length(d)).reshape(len(d)),
+        "path_efficiency": np.asarray(path_efficiency(d, end_to_end)).reshape(len(d)),
+        "excursion": np.asarray(_excursion(farthest, end_to_end)).reshape(len(d)),
+    }
+
+
+def add_measures(rows: pd.DataFrame) -> pd.DataFrame:
+    """Result rows with every measure of :data:`MEASURES` derived from their :data:`RAW_COLUMNS`.
+
+    Rows written before the raw columns were stored (they held ``path_efficiency`` and
+    ``excursion`` on LPIPS itself) are converted without rendering: ``LPIPS(I_0, I_K)`` is the old
+    efficiency times ``Σ d_k``, and the farthest distance from both ends the old excursion times
+    ``LPIPS(I_0, I_K)``. Stored summaries are replaced, so no table mixes two definitions.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        One row per path with ``distances`` (a list of ``K`` floats per row, one ``K`` for all)
+        and the other raw columns (or the old ``path_efficiency`` and ``excursion``).
+
+    Returns
+    -------
+    rows : DataFrame
+        A copy with the raw columns and one column per measure.
+    """
+    if not len(rows):
+        return rows.assign(**{c: pd.Series(dtype=float) for c in (*RAW_COLUMNS[1:], *MEASURES)})
+    d = np.array(rows["distances"].tolist(), dtype=np.float64)
+    if "end_to_end" not in rows.columns:
+        if not {"path_efficiency", "excursion"} <= set(rows.columns):
+            raise ValueError("result rows have neither the LPIPS columns end_to_end, farthest_from_ends nor the "
+                             "older path_efficiency, excursion: they cannot be measured")
+        end_to_end = rows["path_efficiency"].to_numpy(dtype=float) * d.sum(axis=1)
+        rows = rows.assign(end_to_end=end_to_end, farthest_from_ends=rows["excursion"].to_numpy(dtype=float) * end_to_end)
+    derived = summaries(d, rows["end_to_end"].to_numpy(), rows["farthest_from_ends"].to_numpy())
+    return rows.drop(columns=[c for c in MEASURES if c in rows.columns]).assign(**derived)
 
 
 def path_measures(images: torch.Tensor, model: torch.nn.Module, *, batch_size: int = 32,
@@ -237,10 +325,9 @@ def path_measures(images: torch.Tensor, model: torch.nn.Module, *, batch_size: i
     -------
     dict of str to array
         ``distances`` (P, K): ``d_k = LPIPS(I_k, I_{k+1})``; ``to_start``, ``to_end`` (P, K+1):
-        ``LPIPS(I_k, I_0)``, ``LPIPS(I_k, I_K)``; ``end_to_end`` (P,): ``LPIPS(I_0, I_K)``; and
-        the summaries of :data:`MEASURES`, each (P,): ``ppl`` (mean ``d_k``), ``max_step``,
-        ``total_length`` (``Σ d_k``), ``smoothness`` (``1 − Gini(d)``), ``path_efficiency`` and
-        ``excursion``. Trivial entries are exact: ``to_start[:, 0] = to_end[:, K] = 0`` and
+        ``LPIPS(I_k, I_0)``, ``LPIPS(I_k, I_K)``; ``end_to_end`` and ``farthest_from_ends`` (P,)
+        (:data:`RAW_COLUMNS`); and the summaries of :data:`MEASURES` (:func:`summaries`), each
+        (P,). Trivial entries are exact: ``to_start[:, 0] = to_end[:, K] = 0`` and
         ``to_start[:, K] = to_end[:, 0] = end_to_end``.
     """
     if images.ndim != 5 or images.shape[2] != 3 or images.shape[1] < 2:
@@ -258,11 +345,6 @@ def path_measures(images: torch.Tensor, model: torch.nn.Module, *, batch_size: i
     zeros = np.zeros((n_paths, 1))
     to_start = np.concatenate([zeros, to_first, end_to_end[:, None]], axis=1)
     to_end = np.concatenate([end_to_end[:, None], to_last, zeros], axis=1)
-    return {
-        "distances": distances, "to_start": to_start, "to_end": to_end, "end_to_end": end_to_end,
-        "ppl": np.asarray(perceptual_path_length(distances)).reshape(n_paths),
-        "max_step": distances.max(axis=1), "total_length": distances.sum(axis=1),
-        "smoothness": 1.0 - np.asarray(gini(distances)).reshape(n_paths),
-        "path_efficiency": np.asarray(path_efficiency(distances, end_to_end)).reshape(n_paths),
-        "excursion": np.asarray(excursion(to_start, to_end)).reshape(n_paths),
-    }
+    farthest = np.minimum(to_start, to_end).max(axis=1)
+    return {"distances": distances, "to_start": to_start, "to_end": to_end, "end_to_end": end_to_end,
+            "farthest_from_ends": farthest, **summaries(distances, end_to_end, farthest)}

@@ -482,7 +482,8 @@ class Claims:
 
 def load_results(out_dir: str | Path, pairs: pd.DataFrame | None = None, *, params: Params | None = None,
                  repair: bool = False) -> pd.DataFrame:
-    """The result rows in ``out_dir``: one per (pair, latent seed, coupling).
+    """The result rows in ``out_dir``: one per (pair, latent seed, coupling), with the path measures
+    derived from the stored LPIPS distances (:func:`otinterp.ppl.add_measures`).
 
     Parameters
     ----------
@@ -490,7 +491,8 @@ def load_results(out_dir: str | Path, pairs: pd.DataFrame | None = None, *, para
         A results folder.
     pairs : DataFrame, optional
         The current pair table: only its pairs are returned (in its order), with its prompts,
-        scores and groups. Without it, every row on disk, sorted by pair id.
+        scores, groups and ``draw`` (each pair's place in its group's sampled order, which the
+        caption-disjoint subset follows). Without it, every row on disk, sorted by pair id.
     params : Params, optional
         Keep only its latent seeds and couplings.
     repair : bool
@@ -504,6 +506,7 @@ def load_results(out_dir: str | Path, pairs: pd.DataFrame | None = None, *, para
         For a damaged manifest or part (named).
     """
     from otinterp.couplings import PATHS
+    from otinterp.ppl import add_measures
 
     out_dir = Path(out_dir)
     if not (out_dir / "manifest.json").is_file():
@@ -520,11 +523,12 @@ def load_results(out_dir: str | Path, pairs: pd.DataFrame | None = None, *, para
             from otinterp.data import balanced_subset
 
             pairs = balanced_subset(pairs, params.max_pairs)
-        current = pairs.assign(pair_key=pair_keys(pairs))
-        current = current.assign(_order=range(len(current)))[["pair_key", "_order", "group", "score"]]
+        current = pairs.assign(pair_key=pair_keys(pairs), _order=range(len(pairs)),
+                               draw=pairs.groupby("group", sort=False).cumcount().to_numpy())
+        current = current[["pair_key", "_order", "draw", "group", "score"]]
         df = df.drop(columns=["group", "score"]).merge(current, on="pair_key", how="inner")
     else:
         df = df.assign(_order=df["pair_id"].rank(method="dense"))
     order = {c: i for i, c in enumerate(PATHS)}
     df = df.assign(_c=df["coupling"].map(order)).sort_values(["_order", "seed", "_c"], ignore_index=True)
-    return df.drop(columns=["_order", "_c"])
+    return add_measures(df.drop(columns=["_order", "_c"]))

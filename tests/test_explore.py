@@ -109,7 +109,7 @@ def test_paths_share_their_endpoints_and_slerp_leaves_the_couplings_unchanged(mo
     assert ex.paths == list(PATHS)
     for p in PATHS:
         assert torch.equal(ex.images[p][0], ex.images["ot"][0]) and torch.equal(ex.images[p][-1], ex.images["ot"][-1])
-        assert set(ex.measures[p]) == {"distances", *MEASURES}
+        assert set(ex.measures[p]) == {"distances", "intervals", *MEASURES}
     without = E.explore(*models, A, B, params, frames=4, paths=COUPLINGS)
     assert without.paths == list(COUPLINGS)
     for p in COUPLINGS:

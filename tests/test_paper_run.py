@@ -48,8 +48,17 @@ def test_every_notebook_executed(smoke_run):
 
 
 def test_invariance_table(smoke_run):
-    table = pd.read_csv(smoke_run.run / "tables" / "invariance.csv")
+    table = pd.read_csv(smoke_run.run / "tables" / "invariance.csv", comment="#")
     assert len(table) > 0
+    assert "# model: tiny (sd family)" in (smoke_run.run / "tables" / "invariance.csv").read_text()
+
+
+def test_measures_table_has_flat_columns_and_verdicts_use_five_words(smoke_run):
+    measures = pd.read_csv(smoke_run.run / "tables" / "measures.csv", comment="#")
+    assert "excursion_clip" in measures.columns and "perceptual_length_ot" in measures.columns
+    verdicts = pd.read_csv(smoke_run.run / "tables" / "hypotheses.csv", comment="#")
+    allowed = {"supported", "contradicted", "negligible", "inconclusive", "not testable"}
+    assert set(verdicts["verdict_all"]) <= allowed and set(verdicts["verdict_disjoint"]) <= allowed
 
 
 def test_pairs_table(smoke_run):
@@ -142,7 +151,7 @@ def test_random_weight_tables_carry_the_caveat(smoke_run):
         assert any("random weights" in line for line in notes), name
     notes = (smoke_run.run / "tables" / "table1.md").read_text()
     assert "model: tiny (sd family)" in notes and "settings " in notes  # the model, and the trace to the run
-    assert len(pd.read_csv(smoke_run.run / "tables" / "table1.csv", comment="#")) == 2
+    assert len(pd.read_csv(smoke_run.run / "tables" / "table1.csv", comment="#")) == 3  # OT vs CLIP, vs random, n
 
 
 def test_explorer_outputs(smoke_run):

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from otinterp import plots
 from otinterp.plots import (
-    coupling_tokens, excess_cost_vs_similarity, image_strips, measures_boxplots, path_strips_with_steps,
+    FEW_PAIRS, coupling_tokens, excess_cost_vs_similarity, image_strips, measures_boxplots, path_strips_with_steps,
     ppl_cost_boxplots, save_figure, w2_vs_similarity,
 )
 from test_stats import synthetic_results
@@ -35,7 +35,8 @@ def results4():
     slerp = base[base["coupling"] == "clip"].assign(coupling="slerp")
     out = pd.concat([base, slerp], ignore_index=True)
     rng = np.random.default_rng(0)
-    return out.assign(path_efficiency=rng.uniform(0.2, 1.1, len(out)), excursion=rng.uniform(0.3, 1.5, len(out)))
+    return out.assign(path_efficiency=rng.uniform(0.2, 1.0, len(out)), excursion=rng.uniform(0.3, 1.5, len(out)),
+                      perceptual_length=rng.uniform(1, 2, len(out)))
 
 
 def title_inside_figure(fig):
@@ -170,12 +171,22 @@ def test_figures_draw_four_paths_in_order(results4):
 
 def test_measures_boxplots_one_panel_per_measure(results4):
     fig = measures_boxplots(results4, note=NOTE)
-    assert len(fig.axes) == 3
-    assert [ax.get_ylabel().split()[0] for ax in fig.axes] == ["path", "excursion", "smoothness"]
+    assert len(fig.axes) == 4
+    assert [ax.get_ylabel().split("\n")[0] for ax in fig.axes] == [
+        "perceptual length", "path efficiency", "excursion", "smoothness"]
+    assert "Σ √d_k" in fig.axes[0].get_ylabel()
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["OT", "CLIP", "Random", "Slerp"]
     assert len(fig.axes[0].patches) >= 12
     with pytest.raises(ValueError, match="lack column"):
         measures_boxplots(results4.drop(columns="excursion"))
+
+
+def test_few_pairs_are_drawn_as_points_over_the_boxes(results):
+    few = ppl_cost_boxplots(results)  # 3 pairs per group
+    assert len(few.axes[0].collections) > 0  # the points (seaborn draws them as scatter collections)
+    assert "PPL at K = 4" in few.axes[0].get_ylabel()
+    many = ppl_cost_boxplots(synthetic_results(FEW_PAIRS, groups=(0.5, 2.0)))
+    assert len(many.axes[0].collections) == 0
 
 
 def test_coupling_tokens_labels_and_rows_in_place():

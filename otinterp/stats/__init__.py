@@ -23,7 +23,7 @@ from otinterp.stats.paired import (
 from otinterp.stats.tables import read_table_csv, write_table
 from otinterp.stats.verdicts import (
     MIN_GROUPS, NEEDED_PATHS, STATEMENTS, VERDICTS, bootstrap_ci, disagreements, hypothesis_tests, judge_hypothesis,
-    judge_test, rank_biserial_rows, spearman_rows, verdicts,
+    judge_test, rank_biserial_rows, spearman_rows, verdict_rule, verdicts,
 )
 
 __all__ = [
@@ -31,5 +31,5 @@ __all__ = [
     "paired_tests", "per_pair", "present_paths", "rank_biserial", "seeds_note", "significance_mark", "table1",
     "read_table_csv", "write_table", "MIN_GROUPS", "NEEDED_PATHS", "STATEMENTS", "VERDICTS", "bootstrap_ci",
     "disagreements", "hypothesis_tests", "judge_hypothesis", "judge_test", "min_pairs", "rank_biserial_rows",
-    "spearman_rows", "verdicts",
+    "spearman_rows", "verdict_rule", "verdicts",
 ]

@@ -30,16 +30,16 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats as st
 
+from otinterp.names import PATH_LABELS, PATHS
+
 __all__ = [
     "PATHS", "LABELS", "TEST_COLUMNS", "AGAINST_OT", "N_ROW", "COST_NOTE", "per_pair", "present_paths", "holm",
     "min_pairs", "rank_biserial", "significance_mark", "paired_tests", "table1", "mark_legend", "seeds_note",
     "largest_gaps",
 ]
 
-#: The paths a results table may hold, in display order; ``"ot"`` is the reference.
-PATHS = ("ot", "clip", "random", "slerp")
 #: Display names of paths and metrics in tables and figures.
-LABELS = {"ot": "OT", "clip": "CLIP", "random": "Random", "slerp": "Slerp", "ppl": "PPL", "cost": "cost"}
+LABELS = {**PATH_LABELS, "ppl": "PPL", "cost": "cost"}
 
 #: Columns of :func:`paired_tests`, in order.
 TEST_COLUMNS = (

@@ -45,7 +45,7 @@ from otinterp.stats.paired import LABELS, holm, min_pairs, per_pair, rank_biseri
 
 __all__ = ["VERDICTS", "MIN_GROUPS", "SUBSETS", "STATEMENTS", "NEEDED_PATHS", "judge_test",
            "judge_hypothesis", "bootstrap_ci", "spearman_rows", "rank_biserial_rows", "hypothesis_tests",
-           "verdicts", "disagreements"]
+           "verdicts", "verdict_rule", "disagreements"]
 
 #: The five verdicts, for a test and for a hypothesis.
 VERDICTS = ("supported", "contradicted", "negligible", "inconclusive", "not testable")
@@ -395,6 +395,19 @@ def verdicts(tests: pd.DataFrame) -> pd.DataFrame:
                                f"{row['verdict_disjoint']} on the {row['n_pairs_disjoint']} caption-disjoint pairs")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def verdict_rule(alpha: float, min_effect: float) -> str:
+    """The verdict rule in one paragraph, for the notes of every table of verdicts."""
+    level = 1 - 2 * alpha
+    return (f"Verdicts (docs/definitions.md §9): a test is supported when its one-sided p towards the predicted "
+            f"sign is below {alpha:g}, |estimate| >= min_effect = {min_effect:g} and its {level:.0%} bootstrap "
+            f"interval excludes 0 on that side; contradicted when the same holds towards the other sign; negligible "
+            f"when the whole interval lies inside ±{min_effect:g}; inconclusive otherwise; not testable with too few "
+            f"pairs or groups for the exact test to reach {alpha:g}, or a path absent. The interval level 1 − 2α = "
+            f"{level:.0%} matches one-sided tests at {alpha:g} and the equivalence test. A hypothesis is contradicted "
+            f"when a test is (Holm-adjusted across its tests), not testable when a test is, supported or negligible "
+            f"when every test is, else inconclusive.")
 
 
 def disagreements(verdicts: pd.DataFrame) -> list[str]:
