@@ -5,8 +5,8 @@ non-negative integers ``a + b + c = r`` form a triangular lattice on the simplex
 (:func:`weight_grid`, ``(r + 1)(r + 2) / 2`` cells). Each cell's conditioning mixes the three
 prompts' with its weights (:func:`otinterp.barycenter.mix_conditioning`): the token sets by their
 W2 barycenter (``"ot"``) or row-wise mean (``"mean"``), the global vector linearly. Every cell of a
-method is rendered in one batch from one fixed initial latent (:func:`otinterp.render.render`),
-so images differ only through their conditioning. The corners are the prompts themselves, and
+method is rendered in one call of :func:`otinterp.render.render` from one fixed initial latent, so
+images differ only through their conditioning. The corners are the prompts themselves, and
 along an edge of the triangle the OT barycenter is the OT path between its two prompts (the
 geodesic point, docs/definitions.md §13).
 
@@ -32,7 +32,7 @@ from otinterp.families import Conditioning
 from otinterp.params import Params
 
 __all__ = [
-    "METHOD_LABELS", "weight_grid", "grid_edges", "grid_positions", "mix_grid", "render_grid", "grid_steps",
+    "METHOD_LABELS", "weight_grid", "grid_edges", "grid_positions", "mix_grid", "grid_steps",
     "Mixing", "mix_prompts", "measure_rows", "triangles_figure",
 ]
 
@@ -124,33 +124,6 @@ def mix_grid(conds: Sequence[Conditioning], weights: np.ndarray, method: str) ->
     return Conditioning(torch.stack([c.tokens for c in cells]), pooled)
 
 
-def render_grid(pipe: Any, conds: Sequence[Conditioning], weights: np.ndarray, *, method: str, seed: int, steps: int,
-                guidance: float, height: int, width: int, batch_size: int, uncond: Any = None,
-                disable: bool = False) -> torch.Tensor:
-    """Render every cell's mixed conditioning from the one initial latent of ``seed``.
-
-    The cells are one call of :func:`otinterp.render.render` (in batches of ``batch_size``, which
-    does not change the images), with the family's fixed unconditional input ``uncond``.
-
-    Parameters
-    ----------
-    pipe : diffusers pipeline of a family of :mod:`otinterp.families`
-    conds, weights, method
-        As :func:`mix_grid`.
-    seed, steps, guidance, height, width, batch_size, uncond, disable
-        As :func:`otinterp.render.render`.
-
-    Returns
-    -------
-    images : (N, 3, height, width) float32 tensor on the CPU, values in [0, 1]
-    """
-    from otinterp.render import render
-
-    batch = mix_grid(conds, weights, method)
-    return render(pipe, batch.tokens, pooled=batch.pooled, seed=seed, steps=steps, guidance=guidance, height=height,
-                  width=width, batch_size=batch_size, uncond=uncond, disable=disable)
-
-
 def grid_steps(images: torch.Tensor, edges: np.ndarray, lpips_model: torch.nn.Module, *, batch_size: int = 32,
                resize: int | None = None) -> np.ndarray:
     """The steps ``√LPIPS(I_u, I_v)`` along the lattice's edges.
@@ -216,12 +189,18 @@ class Mixing:
 
     @property
     def methods(self) -> list[str]:
+        """The method names, in the order they were rendered."""
         return list(self.images)
 
 
 def mix_prompts(pipe: Any, lpips_model: torch.nn.Module, prompts: Sequence[str], params: Params, *, r: int = 3,
                 seed: int | None = None, methods: Sequence[str] = METHODS, disable: bool = True) -> Mixing:
     """Encode three prompts, mix them over the triangle of resolution ``r`` by each method, render and score.
+
+    Each method's cells (:func:`mix_grid`) are one call of :func:`otinterp.render.render` (in
+    batches of ``params.batch_size``, which does not change the images) from the initial latent of
+    ``seed``, with the family's fixed unconditional input, so the images differ only through
+    their conditioning.
 
     Parameters
     ----------
@@ -245,6 +224,7 @@ def mix_prompts(pipe: Any, lpips_model: torch.nn.Module, prompts: Sequence[str],
     """
     from otinterp.experiment import with_batch_size
     from otinterp.families import family_of
+    from otinterp.render import render
 
     prompts = tuple(prompts)
     if len(prompts) != 3:
@@ -261,13 +241,13 @@ def mix_prompts(pipe: Any, lpips_model: torch.nn.Module, prompts: Sequence[str],
     tokens = [c.tokens for c in conds]
     images, steps, objectives = {}, {}, {}
     for method in methods:
-        images[method] = render_grid(pipe, conds, weights, method=method, seed=seed, steps=params.steps,
-                                     guidance=params.guidance, height=params.height, width=params.width,
-                                     batch_size=params.batch_size, uncond=uncond, disable=disable)
+        cells = mix_grid(conds, weights, method)
+        images[method] = render(pipe, cells.tokens, pooled=cells.pooled, seed=seed, steps=params.steps,
+                                guidance=params.guidance, height=params.height, width=params.width,
+                                batch_size=params.batch_size, uncond=uncond, disable=disable)
         steps[method] = grid_steps(images[method], edges, lpips_model, batch_size=params.batch_size,
                                    resize=params.lpips_resize)
-        cells = mix_grid(conds, weights, method).tokens
-        objectives[method] = np.array([barycenter_objective(z, tokens, w) for z, w in zip(cells, weights)])
+        objectives[method] = np.array([barycenter_objective(z, tokens, w) for z, w in zip(cells.tokens, weights)])
     return Mixing(prompts, params.model, params.caveat, seed, int(r), weights, images, steps, objectives)
 
 
