@@ -1,4 +1,4 @@
-"""W2 barycenters of point clouds: the geodesic for two, order-free, no worse than the row-wise mean, POT's iteration."""
+"""W2 barycenters of point clouds: the geodesic for two, order-free, below the row-wise mean, as POT iterates."""
 
 import numpy as np
 import ot

@@ -1,4 +1,4 @@
-"""Mixing three prompts: the weight lattice, rendering its cells on the tiny models of each kind of family, the figure."""
+"""Mixing three prompts: the weight lattice, its cells rendered on tiny models of each kind of family, the figure."""
 
 import itertools
 
