@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["00_permutation_invariance", "01_dataset", "02_experiment", "03_statistics", "04_figures", "05_explore"]
+NOTEBOOKS = ["00_permutation_invariance", "01_dataset", "02_experiment", "03_statistics", "04_figures", "05_explore",
+             "07_barycenters"]
 
 pytestmark = pytest.mark.slow
 
@@ -157,3 +158,10 @@ def test_random_weight_tables_carry_the_caveat(smoke_run):
 def test_explorer_outputs(smoke_run):
     for name in ("paths_seed0.gif", "paths_seed0.mp4", "coupling.png", "measures.json"):
         nonempty(smoke_run.figures / "explore" / name)
+
+
+def test_barycenter_outputs(smoke_run):
+    for name in ("close_pair_and_outsider", "unrelated", "cats"):
+        nonempty(smoke_run.figures / "barycenters" / f"triangle_{name}.png")
+    table = pd.read_csv(smoke_run.run / "tables" / "barycenters.csv", comment="#")
+    assert len(table) == 6 and set(table["method"]) == {"ot", "mean"}
