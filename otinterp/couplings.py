@@ -28,7 +28,7 @@ from otinterp.names import COUPLINGS, PATHS
 
 __all__ = [
     "COUPLINGS", "ot_coupling", "clip_coupling", "random_coupling", "coupling",
-    "coupling_cost", "wasserstein2", "interpolate", "pair_rng", "pairwise_sq_dists",
+    "coupling_cost", "saving_by_rows", "wasserstein2", "interpolate", "pair_rng", "pairwise_sq_dists",
     "PATHS", "SLERP_DOT_THRESHOLD", "slerp", "path_coupling", "path_points", "path_cost",
 ]
 
@@ -152,6 +152,42 @@ def coupling_cost(x: Any, y: Any, perm: Any) -> float:
     x, y = _as_clouds(x, y)
     perm = _check_perm(perm, len(x))
     return float(np.sqrt(np.mean(np.sum((x - y[perm]) ** 2, axis=1))))
+
+
+def saving_by_rows(x: Any, y: Any, perm: Any, content_x: Any, content_y: Any) -> dict[str, float | int]:
+    """Where OT's saving over the row-wise (CLIP) pairing comes from: content rows or padding rows.
+
+    With ``c_i(σ) = (1/n) ||x_i − y_σ(i)||²``, the saving ``C_clip² − W2² = Σ_i (c_i(id) − c_i(σ))``
+    splits into its sum over the padding rows of ``x`` and over its content rows. Either part can
+    be negative (OT may pay more on some rows to save more on others), so both are reported.
+
+    Parameters
+    ----------
+    x, y : (n, d) array
+        The two token sets.
+    perm : (n,) int array
+        The OT coupling ``σ`` (:func:`ot_coupling`).
+    content_x, content_y : (n,) bool array
+        Which rows are content (the tokenizer's attention mask: BOS, words, EOS) and which padding.
+
+    Returns
+    -------
+    dict
+        ``saving_padding``, ``saving_content`` (floats summing to ``C_clip² − W2²``),
+        ``content_rows_a``, ``content_rows_b`` (how many rows of each are content),
+        ``content_to_padding`` (content rows of ``x`` that σ sends to padding rows of ``y``) and
+        ``padding_to_content`` (padding rows of ``x`` sent to content rows of ``y``).
+    """
+    x, y = _as_clouds(x, y)
+    perm = _check_perm(perm, len(x))
+    cx, cy = (np.asarray(c, dtype=bool).reshape(-1) for c in (content_x, content_y))
+    if len(cx) != len(x) or len(cy) != len(y):
+        raise ValueError(f"content masks must have one entry per row ({len(x)}), got {len(cx)} and {len(cy)}")
+    saving = (np.sum((x - y) ** 2, axis=1) - np.sum((x - y[perm]) ** 2, axis=1)) / len(x)
+    sent = cy[perm]
+    return {"saving_padding": float(saving[~cx].sum()), "saving_content": float(saving[cx].sum()),
+            "content_rows_a": int(cx.sum()), "content_rows_b": int(cy.sum()),
+            "content_to_padding": int(np.sum(cx & ~sent)), "padding_to_content": int(np.sum(~cx & sent))}
 
 
 def wasserstein2(x: Any, y: Any) -> float:

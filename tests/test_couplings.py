@@ -214,3 +214,26 @@ def test_random_coupling_keeps_the_fixed_rows_and_its_historic_draw():
     assert sorted(free) == list(range(77)) and free[0] != 0  # a token set without BOS (Flux)
     with pytest.raises(ValueError, match="0 <= fixed <= n"):
         random_coupling(3, rng(), fixed=4)
+
+
+def test_saving_by_rows_splits_the_ot_saving_between_content_and_padding():
+    from otinterp.couplings import saving_by_rows
+
+    rng = np.random.default_rng(4)
+    for n, k in ((12, 4), (30, 30), (9, 0)):
+        x, y = rng.normal(size=(2, n, 5))
+        cx = np.arange(n) < k
+        cy = rng.random(n) < 0.5
+        perm = ot_coupling(x, y)
+        split = saving_by_rows(x, y, perm, cx, cy)
+        total = coupling_cost(x, y, np.arange(n)) ** 2 - wasserstein2(x, y) ** 2
+        assert split["saving_padding"] + split["saving_content"] == pytest.approx(total)
+        assert total >= -1e-12
+        assert split["content_rows_a"] == k and split["content_rows_b"] == cy.sum()
+        assert split["content_to_padding"] == sum(cx[i] and not cy[perm[i]] for i in range(n))
+        assert split["padding_to_content"] == sum(not cx[i] and cy[perm[i]] for i in range(n))
+    # the identity saves nothing, on either kind of row
+    same = saving_by_rows(x, y, np.arange(9), cx, cy)
+    assert same["saving_padding"] == same["saving_content"] == 0
+    with pytest.raises(ValueError, match="one entry per row"):
+        saving_by_rows(x, y, perm, cx[:-1], cy)

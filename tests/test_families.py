@@ -291,3 +291,18 @@ def test_single_file_without_the_weights_is_a_clear_offline_error(tmp_path, offl
     with pytest.raises(OSError, match=r"could not load the checkpoint file .*unet-only.safetensors with "
                                       r"StableDiffusionPipeline.from_single_file \(Stable Diffusion 1.x/2.x\)"):
         load_pipeline(str(tmp_path / "unet-only.safetensors"), config=tmp_path / "config")
+
+
+@pytest.mark.parametrize("spec", TINY)
+def test_content_rows_follow_the_tokenizers_attention_mask(spec):
+    pipe = tiny(spec)
+    family = family_of(pipe)
+    mask = family.content_rows(pipe, ["a photo of a cat", ""])
+    assert mask.shape == (2, family.encode(pipe, [""]).tokens.shape[1]) and mask.dtype == torch.bool
+    for rows, names in family.blocks(pipe).values():
+        block = mask[:, rows]
+        # content first, then padding, in every block; the longer prompt has more content
+        assert (block.int().diff(dim=1) <= 0).all()
+        assert block[0].sum() > block[1].sum()
+        ids = getattr(pipe, names[0])(["a photo of a cat"]).input_ids[0]
+        assert block[0].sum() == min(len(ids), rows.stop - rows.start)

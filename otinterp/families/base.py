@@ -95,6 +95,27 @@ class Family:
         """Token ids ``(N, L_k)`` per tokenizer attribute of ``pipe`` (``"tokenizer"``, ``"tokenizer_2"``, …)."""
         raise NotImplementedError
 
+    def content_rows(self, pipe: Any, prompts: Sequence[str]) -> torch.Tensor:
+        """Which rows of each prompt's token set are content and which padding, ``(N, L)`` bool.
+
+        Per block (:meth:`blocks`), the attention mask of the block's first tokenizer, padded and
+        truncated as :meth:`tokenize` does: content is BOS, the words and EOS (CLIP), or the words
+        and EOS (T5); the rest is padding. A block without its tokenizer (SD3 without T5, whose
+        rows are zeros) is all padding.
+        """
+        prompts = check_prompts(prompts)
+        masks = []
+        for rows, names in self.blocks(pipe).values():
+            tokenizer = getattr(pipe, names[0], None)
+            length = rows.stop - rows.start
+            if tokenizer is None:
+                masks.append(torch.zeros((len(prompts), length), dtype=torch.bool))
+                continue
+            mask = tokenizer(prompts, padding="max_length", max_length=length, truncation=True,
+                             return_tensors="pt").attention_mask
+            masks.append(mask.bool())
+        return torch.cat(masks, dim=1)
+
     def encode_ids(self, pipe: Any, ids: dict[str, torch.Tensor]) -> Conditioning:
         """The conditioning of token ids as :meth:`tokenize` gives them, on the pipeline's device."""
         raise NotImplementedError
