@@ -171,6 +171,8 @@ class Exploration:
     measures : dict of str to dict
         Per path: ``distances`` (frames − 1,), ``intervals`` (K = frames − 1: the PPL is comparable only
         at one K) and the floats of :data:`otinterp.names.MEASURES`.
+    content : (2,) tuple of (L,) bool array, optional
+        Which rows of A and of B are content, not padding (the tokenizers' attention masks).
     """
 
     prompts: tuple[str, str]
@@ -185,6 +187,7 @@ class Exploration:
     w2: float
     images: dict[str, torch.Tensor]
     measures: dict[str, dict[str, Any]]
+    content: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def paths(self) -> list[str]:
@@ -240,6 +243,9 @@ def explore(pipe: Any, lpips_model: torch.nn.Module, prompt_a: str, prompt_b: st
     tokens = (prompt_tokens(pipe, prompt_a), prompt_tokens(pipe, prompt_b))
     if len(tokens[0]) != cond.tokens.shape[1]:
         raise ValueError(f"{len(tokens[0])} token labels for a token set of {cond.tokens.shape[1]} rows")
+    from otinterp.families import family_of
+
+    content = tuple(family_of(pipe).content_rows(pipe, [prompt_a, prompt_b]).numpy())
     rendered = _render_paths(pipe, cond[0], cond[1], pair_id, params, frames=frames, seed=seed, paths=paths)
     images = {p: rendered[p]["images"] for p in paths}
     scored = _measures(torch.stack(list(images.values())), lpips_model, params)
@@ -251,7 +257,7 @@ def explore(pipe: Any, lpips_model: torch.nn.Module, prompt_a: str, prompt_b: st
     return Exploration(prompts=(prompt_a, prompt_b), pair_id=pair_id, model=params.model, caveat=params.caveat,
                        seed=seed, ts=np.arange(frames) / (frames - 1), tokens=tokens,
                        perms={p: rendered[p]["perm"] for p in paths}, costs={p: rendered[p]["cost"] for p in paths},
-                       w2=next(iter(rendered.values()))["w2"], images=images, measures=measures)
+                       w2=next(iter(rendered.values()))["w2"], images=images, measures=measures, content=content)
 
 
 def explore_seeds(pipe: Any, lpips_model: torch.nn.Module, prompt_a: str, prompt_b: str, params: Params, *,
@@ -314,7 +320,7 @@ def coupling_figure(exploration: Exploration, paths: Sequence[str] = ("ot", "cli
     if missing:
         raise ValueError(f"the exploration has no path(s) {missing}; it has {ex.paths}")
     return plots.coupling_tokens(*ex.tokens, {p: ex.perms[p] for p in paths}, prompts=ex.prompts,
-                                 model=ex.model, note=ex.caveat)
+                                 model=ex.model, note=ex.caveat, content=ex.content)
 
 
 def _to_uint8(image: torch.Tensor, size: int) -> Any:

@@ -378,7 +378,7 @@ def _slots(bands: list[range], n: int) -> list[range]:
 
 
 def _token_slots(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Mapping[str, np.ndarray],
-                 max_rows: int) -> list[range]:
+                 max_rows: int, padding_a: np.ndarray, padding_b: np.ndarray) -> list[range]:
     """The drawn rows of :func:`coupling_tokens`: one slot per row, or, beyond ``max_rows`` rows,
     bands of rows collapsed.
 
@@ -394,7 +394,7 @@ def _token_slots(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Mappin
     n = len(tokens_a)
     if n <= max_rows:
         return _slots([], n)
-    marked = ~(_padding_rows(tokens_a) & _padding_rows(tokens_b))
+    marked = ~(padding_a & padding_b)
     collapsible = ~marked
     for perm in perms.values():
         collapsible &= ~marked[perm]  # row i goes to a marked row
@@ -428,7 +428,7 @@ def _band_note(band: range, kept: np.ndarray, padding: np.ndarray) -> str:
 @_styled
 def coupling_tokens(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Mapping[str, Any], *,
                     prompts: Sequence[str], model: str | None = None, note: str | None = None,
-                    max_rows: int = 100) -> Figure:
+                    max_rows: int = 100, content: tuple[Any, Any] | None = None) -> Figure:
     """Which token of A each coupling sends to which token of B, drawn with the token strings.
 
     Parameters
@@ -452,6 +452,11 @@ def coupling_tokens(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Map
         string and how many the coupling keeps in place; then, while more than ``max_rows`` drawn
         rows remain, the longest runs of rows every coupling keeps in place are banded too (so only
         couplings that move more rows than ``max_rows`` draw more).
+    content : pair of (n,) bool arrays, optional
+        Which rows of A and of B are content (the tokenizer's attention mask,
+        :meth:`otinterp.families.Family.content_rows`); by default read from the strings as above.
+        Padding rows' labels are grey, and each title counts the content rows of A sent to padding
+        rows of B.
 
     Returns
     -------
@@ -476,9 +481,15 @@ def coupling_tokens(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Map
         if perm.shape != (n,) or not np.array_equal(np.sort(perm), np.arange(n)):
             raise ValueError(f"perms[{name!r}] must be a permutation of 0..{n - 1}")
         checked[name] = perm
-    slots = _token_slots(tokens_a, tokens_b, checked, max_rows)
+    if content is None:
+        padding_a, padding_b = _padding_rows(tokens_a), _padding_rows(tokens_b)
+    else:
+        padding_a, padding_b = (~np.asarray(c, dtype=bool).reshape(-1) for c in content)
+        if padding_a.shape != (n,) or padding_b.shape != (n,):
+            raise ValueError(f"content must be two masks of {n} rows, got {padding_a.shape} and {padding_b.shape}")
+    slots = _token_slots(tokens_a, tokens_b, checked, max_rows, padding_a, padding_b)
     slot_of = np.concatenate([np.full(len(s), k) for k, s in enumerate(slots)])
-    padding = _padding_rows(tokens_a) & _padding_rows(tokens_b)
+    padding = padding_a & padding_b
     ticks_a, ticks_b = ([t[s.start] if len(s) == 1 else _band_tick(s, t) for s in slots] for t in (tokens_a, tokens_b))
     fig = plt.figure(figsize=(4.2 * len(checked) + 0.8, 0.16 * len(slots) + 1.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(checked)))
@@ -502,9 +513,13 @@ def coupling_tokens(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Map
         twin = ax.twinx()
         twin.set(ylim=ax.get_ylim(), yticks=ys)
         twin.set_yticklabels(ticks_b, fontsize=6)
-        for a in (ax, twin):
+        for a, pad in ((ax, padding_a), (twin, padding_b)):
             a.grid(False)
-        ax.set_title(f"{PATH_LABELS[name]}: {int(kept.sum())} of {n} rows in place")
+            for label, slot in zip(a.get_yticklabels(), slots):
+                label.set_color("0.55" if pad[slot.start:slot.stop].all() else "black")
+        crossing = int(np.sum(~padding_a & padding_b[perm]))
+        ax.set_title(f"{PATH_LABELS[name]}: {int(kept.sum())} of {n} rows in place\n"
+                     f"{crossing} content row(s) of A to padding of B", fontsize=9)
         ax.set_xlabel("A → B")
     _suptitle(fig, _title(f"Token coupling\nA: {prompts[0]}\nB: {prompts[1]}", note, model))
     return fig

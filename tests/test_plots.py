@@ -196,8 +196,8 @@ def test_coupling_tokens_labels_and_rows_in_place():
     assert [t.get_text() for t in ot_ax.get_yticklabels()] == ["<bos>", "cat", "<eos>", "<eos>"]
     right = [ax for ax in fig.axes[2:] if ax.bbox.bounds == ot_ax.bbox.bounds][0]
     assert [t.get_text() for t in right.get_yticklabels()] == ["<bos>", "dog", "red", "<eos>"]
-    assert ot_ax.get_title() == "OT: 2 of 4 rows in place"
-    assert clip_ax.get_title() == "CLIP: 4 of 4 rows in place"
+    assert ot_ax.get_title().splitlines()[0] == "OT: 2 of 4 rows in place"
+    assert clip_ax.get_title().splitlines()[0] == "CLIP: 4 of 4 rows in place"
     lines = [line.get_ydata().tolist() for line in ot_ax.get_lines()]
     assert lines == [[0, 0], [1, 2], [2, 1], [3, 3]]
     with pytest.raises(ValueError, match=r"perms\['ot'\] must be a permutation of 0..3"):
@@ -222,8 +222,8 @@ def test_coupling_tokens_collapses_padding_of_long_token_sets_exactly():
     fig = coupling_tokens(a, b, {"ot": ot, "clip": np.arange(333)}, prompts=("a photo of a cat", "a red dog"))
     assert fig.get_figheight() <= 0.16 * 100 + 1.8
     ot_ax, clip_ax = fig.axes[:2]
-    assert ot_ax.get_title() == "OT: 325 of 333 rows in place"  # over all rows, not the drawn ones
-    assert clip_ax.get_title() == "CLIP: 333 of 333 rows in place"
+    assert ot_ax.get_title().splitlines()[0] == "OT: 325 of 333 rows in place"  # over all rows, not the drawn ones
+    assert clip_ax.get_title().splitlines()[0] == "CLIP: 333 of 333 rows in place"
     left = [t.get_text() for t in ot_ax.get_yticklabels()]
     right = [t.get_text() for t in [ax for ax in fig.axes[2:] if ax.bbox.bounds == ot_ax.bbox.bounds][0].get_yticklabels()]
     # every word, BOS and EOS row is drawn, and so is each padding row a coupling links to one
@@ -249,7 +249,7 @@ def test_coupling_tokens_caps_the_drawn_rows_by_banding_rows_kept_in_place():
     fig = coupling_tokens(words, words, {"ot": perm}, prompts=("a", "b"), max_rows=40)
     left = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert len(left) <= 40 and {"w10</w>", "w250</w>"} <= set(left)
-    assert fig.axes[0].get_title() == "OT: 298 of 300 rows in place"
+    assert fig.axes[0].get_title().splitlines()[0] == "OT: 298 of 300 rows in place"
     bands = [int(t.split()[1]) for t in texts(fig.axes[0])]
     assert sum(bands) + len(left) - len(bands) == 300  # every row drawn or counted in one band
     assert all(t.endswith("kept in place) …") and "padding" not in t for t in texts(fig.axes[0]))
@@ -269,3 +269,19 @@ def test_path_strips_with_steps_draws_each_path_curve():
     np.testing.assert_allclose(curve_ax.get_lines()[1].get_ydata(), d["clip"])
     with pytest.raises(ValueError, match="K = 4 steps"):
         path_strips_with_steps(data, {**d, "ot": [0.1]}, prompts=("a", "b"))
+
+
+def test_coupling_tokens_marks_content_and_padding_from_masks():
+    tokens_a = ["<bos>", "cat", "<eos>", "<eos>"]
+    tokens_b = ["<bos>", "dog", "red", "<eos>"]
+    content = (np.array([1, 1, 1, 0], bool), np.array([1, 1, 1, 1], bool))
+    fig = coupling_tokens(tokens_a, tokens_b, {"ot": [0, 3, 1, 2]}, prompts=("cat", "red dog"), content=content)
+    ax = fig.axes[0]
+    assert "2 content row(s) of A to padding of B" not in ax.get_title()
+    assert "0 content row(s) of A to padding of B" in ax.get_title()  # B has no padding rows
+    assert [t.get_color() for t in ax.get_yticklabels()] == ["black", "black", "black", "0.55"]
+    fig = coupling_tokens(tokens_b, tokens_a, {"ot": [0, 3, 1, 2]}, prompts=("red dog", "cat"),
+                          content=content[::-1])
+    assert "1 content row(s) of A to padding of B" in fig.axes[0].get_title()  # "dog" goes to B's padding row
+    with pytest.raises(ValueError, match="content must be two masks of 4 rows"):
+        coupling_tokens(tokens_a, tokens_b, {"ot": [0, 1, 2, 3]}, prompts=("a", "b"), content=(content[0][:3], content[1]))
