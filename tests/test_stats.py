@@ -649,3 +649,21 @@ def test_largest_gaps():
     assert largest_gaps(results, 4)[2:] == ["g1.0-p001", "g2.0-p000"]  # ties by pair_id
     with pytest.raises(ValueError, match=r"n must be between 1 and the number of pairs \(4\), got 5"):
         largest_gaps(results, 5)
+
+
+# --- content and padding rows ---------------------------------------------------------------------
+
+def test_padding_by_group_takes_one_row_per_pair_and_medians():
+    from otinterp.stats import PADDING_COLUMNS, padding_by_group
+
+    results = synthetic_results(3, groups=(1.0, 2.0))
+    pair = results["pair_id"].str[-1].astype(int)
+    results = results.assign(content_rows_a=7, content_rows_b=9, saving_content=1.0 + pair, saving_padding=2.0 - pair,
+                             content_to_padding=pair, padding_to_content=0)
+    table = padding_by_group(results)
+    assert list(table.index) == [1.0, 2.0] and (table["pairs"] == 3).all()
+    assert table.loc[1.0, "saving_content"] == 2.0 and table.loc[1.0, "content_to_padding"] == 1
+    assert table.loc[1.0, "share_on_padding"] == pytest.approx(1 / 3)  # pair 1: 1 of 3 saved on padding
+    with pytest.raises(ValueError, match="lack column.*saving_padding"):
+        padding_by_group(results.drop(columns="saving_padding"))
+    assert set(PADDING_COLUMNS) <= set(table.columns)

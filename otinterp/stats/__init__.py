@@ -12,6 +12,8 @@ the per-pair differences of PPL and of coupling cost (their Table 1), and state 
     the hypotheses: five verdicts (supported, contradicted, negligible, inconclusive, not
     testable) from estimates, ``1 − 2α`` bootstrap intervals and ``min_effect``, on all pairs and
     a caption-disjoint subset side by side.
+:mod:`~otinterp.stats.padding`
+    where OT's saving comes from: content rows or padding rows, per group.
 :mod:`~otinterp.stats.tables`
     CSV, Markdown and LaTeX files with their notes (caveat, legend).
 """
@@ -20,6 +22,7 @@ from otinterp.stats.paired import (
     AGAINST_OT, COST_NOTE, LABELS, PATHS, TEST_COLUMNS, holm, largest_gaps, mark_legend, min_pairs, N_ROW, paired_tests,
     per_pair, present_paths, rank_biserial, seeds_note, significance_mark, table1,
 )
+from otinterp.stats.padding import PADDING_COLUMNS, padding_by_group
 from otinterp.stats.tables import read_table_csv, write_table
 from otinterp.stats.verdicts import (
     MIN_GROUPS, NEEDED_PATHS, STATEMENTS, VERDICTS, bootstrap_ci, disagreements, hypothesis_tests, judge_hypothesis,
@@ -29,7 +32,7 @@ from otinterp.stats.verdicts import (
 __all__ = [
     "AGAINST_OT", "N_ROW", "COST_NOTE", "LABELS", "PATHS", "TEST_COLUMNS", "holm", "largest_gaps", "mark_legend",
     "paired_tests", "per_pair", "present_paths", "rank_biserial", "seeds_note", "significance_mark", "table1",
-    "read_table_csv", "write_table", "MIN_GROUPS", "NEEDED_PATHS", "STATEMENTS", "VERDICTS", "bootstrap_ci",
+    "PADDING_COLUMNS", "padding_by_group", "read_table_csv", "write_table", "MIN_GROUPS", "NEEDED_PATHS", "STATEMENTS", "VERDICTS", "bootstrap_ci",
     "disagreements", "hypothesis_tests", "judge_hypothesis", "judge_test", "min_pairs", "rank_biserial_rows",
     "spearman_rows", "verdict_rule", "verdicts",
 ]
