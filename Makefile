@@ -34,8 +34,9 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Check the profile and its input files first (one line and exit 2 on bad input), then run the
-# notebooks whose inputs changed, in a second make that knows the profile's folders.
+# Check the profile and read its input files first (one line and exit 2 on bad input, nothing
+# written), then run the notebooks whose inputs changed, in a second make that knows the
+# profile's folders.
 paper pairs: $(STAMP)
 	@$(SETTINGS) --check $(PROFILE)
 	@$(MAKE) --no-print-directory $(if $(filter pairs,$@),pairs-only,notebooks) PROFILE=$(PROFILE) \
