@@ -19,7 +19,7 @@ endif
 NOTEBOOKS := $(filter-out notebooks/06_%,$(sort $(wildcard notebooks/*.ipynb)))
 SETTINGS = $(BIN)/python -m otinterp.params
 
-.PHONY: setup test paper pairs notebooks lab bench compare clean
+.PHONY: setup test paper pairs notebooks lab bench compare clean FORCE
 .DELETE_ON_ERROR:
 
 setup: $(STAMP)
@@ -59,6 +59,15 @@ INPUTS := $(shell $(SETTINGS) --inputs $(PARAMS))
 $(NB_OUT)/01_dataset.ipynb: $(wildcard $(INPUTS))
 $(NB_OUT)/02_experiment.ipynb: $(NB_OUT)/01_dataset.ipynb
 $(NB_OUT)/03_statistics.ipynb $(NB_OUT)/04_figures.ipynb: $(NB_OUT)/02_experiment.ipynb
+
+# File times cannot tell that pairs.parquet or results/ was deleted, or a part moved to
+# results/damaged/, after the notebook that wrote it ran: the runner records what 01 and 02 wrote
+# (names and sizes), and an executed notebook whose products changed runs again, and so do the
+# notebooks after it (02 renders only what is missing).
+STALE := $(shell $(SETTINGS) --stale $(PARAMS))
+ifneq ($(STALE),)
+$(STALE): FORCE
+endif
 endif
 
 # Compare finished runs side by side (notebook 06): make compare

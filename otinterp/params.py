@@ -21,6 +21,8 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from otinterp import products
+
 __all__ = [
     "Params", "load", "make", "for_notebook", "profile_file", "profiles", "check_inputs", "REPO_ROOT", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS", "RANDOM_WEIGHT_MODELS",
     "RANDOM_WEIGHTS_NOTE",
@@ -398,9 +400,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m otinterp.params --check|--inputs|--show NAME PROFILE``: used by the Makefile.
+    """``python -m otinterp.params --check|--inputs|--stale|--show NAME PROFILE``: used by the Makefile.
 
-    Bad input ends with one line on stderr and exit status 2, never a traceback.
+    Bad input ends with one line on stderr and exit status 2, never a traceback. ``--stale``
+    prints the executed notebooks whose products changed since they ran
+    (:func:`otinterp.products.stale`), one a line, and says why on stderr.
     """
     import argparse
     import sys
@@ -409,6 +413,8 @@ def main(argv: list[str] | None = None) -> None:
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--check", action="store_true", help="validate the profile and read its input files")
     action.add_argument("--inputs", action="store_true", help="print the data files notebook 01 reads")
+    action.add_argument("--stale", action="store_true",
+                        help="print the executed notebooks whose products (pairs, results) changed since they ran")
     action.add_argument("--show", metavar="NAME", help="print one parameter's value")
     parser.add_argument("profile", help="a profile name (params/<name>.yaml) or a YAML path")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
@@ -421,6 +427,10 @@ def main(argv: list[str] | None = None) -> None:
                   f"run folder {p.run_dir}")
         elif args.inputs:
             print(" ".join(p.input_files()))
+        elif args.stale:
+            for notebook, why in products.stale(p.run_dir).items():
+                print(f"{notebook.name} runs again: {why}", file=sys.stderr)
+                print(notebook)
         else:
             _check_names({args.show: None})
             print(getattr(p, args.show))
