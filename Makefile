@@ -24,11 +24,18 @@ SETTINGS = $(BIN)/python -m otinterp.params
 
 setup: $(STAMP)
 
+# The venv, the package with PyTorch, diffusers and JupyterLab, a Jupyter kernel, and nbstripout as
+# the git filter that keeps outputs out of committed notebooks (skipped outside a git checkout).
 $(STAMP): pyproject.toml
+	@echo "setup: installing otinterp and its dependencies (PyTorch, diffusers, JupyterLab) into $(VENV); this takes a few minutes, once"
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 >/dev/null
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then $(BIN)/nbstripout --install && \
+		echo "setup: nbstripout strips outputs from notebooks as git stages them"; \
+	else echo "setup: not a git checkout, nbstripout filter not installed"; fi
+	@echo "setup: done"
 	touch $@
 
 test: $(STAMP)
@@ -76,8 +83,10 @@ compare: $(STAMP)
 	$(BIN)/python -m papermill notebooks/06_compare_models.ipynb $(or $(RUNS),runs)/compare/06_compare_models.ipynb \
 		--cwd notebooks --no-progress-bar -p figures_dir $(abspath $(or $(FIGURES),figures))/compare
 
+# JupyterLab on the profile's copies in <run folder>/lab (the executed notebooks, or fresh copies of
+# the sources): the tracked notebooks stay clean, and make paper never reads or overwrites the copies.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks
+	@lab="$$($(BIN)/python -m otinterp.lab $(PROFILE))" && $(BIN)/jupyter lab "$$lab"
 
 bench: $(STAMP)
 	$(BIN)/python bench/couplings.py
