@@ -19,23 +19,31 @@ endif
 NOTEBOOKS := $(filter-out notebooks/06_%,$(sort $(wildcard notebooks/*.ipynb)))
 SETTINGS = $(BIN)/python -m otinterp.params
 
-.PHONY: setup test paper pairs notebooks lab bench compare clean
+.PHONY: setup test paper pairs notebooks lab bench compare clean FORCE
 .DELETE_ON_ERROR:
 
 setup: $(STAMP)
 
+# The venv, the package with PyTorch, diffusers and JupyterLab, a Jupyter kernel, and nbstripout as
+# the git filter that keeps outputs out of committed notebooks (skipped outside a git checkout).
 $(STAMP): pyproject.toml
+	@echo "setup: installing otinterp and its dependencies (PyTorch, diffusers, JupyterLab) into $(VENV); this takes a few minutes, once"
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 >/dev/null
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then $(BIN)/nbstripout --install && \
+		echo "setup: nbstripout strips outputs from notebooks as git stages them"; \
+	else echo "setup: not a git checkout, nbstripout filter not installed"; fi
+	@echo "setup: done"
 	touch $@
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Check the profile and its input files first (one line and exit 2 on bad input), then run the
-# notebooks whose inputs changed, in a second make that knows the profile's folders.
+# Check the profile and read its input files first (one line and exit 2 on bad input, nothing
+# written), then run the notebooks whose inputs changed, in a second make that knows the
+# profile's folders.
 paper pairs: $(STAMP)
 	@$(SETTINGS) --check $(PROFILE)
 	@$(MAKE) --no-print-directory $(if $(filter pairs,$@),pairs-only,notebooks) PROFILE=$(PROFILE) \
@@ -58,6 +66,15 @@ INPUTS := $(shell $(SETTINGS) --inputs $(PARAMS))
 $(NB_OUT)/01_dataset.ipynb: $(wildcard $(INPUTS))
 $(NB_OUT)/02_experiment.ipynb: $(NB_OUT)/01_dataset.ipynb
 $(NB_OUT)/03_statistics.ipynb $(NB_OUT)/04_figures.ipynb: $(NB_OUT)/02_experiment.ipynb
+
+# File times cannot tell that pairs.parquet or results/ was deleted, or a part moved to
+# results/damaged/, after the notebook that wrote it ran: the runner records what 01 and 02 wrote
+# (names and sizes), and an executed notebook whose products changed runs again, and so do the
+# notebooks after it (02 renders only what is missing).
+STALE := $(shell $(SETTINGS) --stale $(PARAMS))
+ifneq ($(STALE),)
+$(STALE): FORCE
+endif
 endif
 
 # Compare finished runs side by side (notebook 06): make compare
@@ -66,8 +83,10 @@ compare: $(STAMP)
 	$(BIN)/python -m papermill notebooks/06_compare_models.ipynb $(or $(RUNS),runs)/compare/06_compare_models.ipynb \
 		--cwd notebooks --no-progress-bar -p figures_dir $(abspath $(or $(FIGURES),figures))/compare
 
+# JupyterLab on the profile's copies in <run folder>/lab (the executed notebooks, or fresh copies of
+# the sources): the tracked notebooks stay clean, and make paper never reads or overwrites the copies.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks
+	@lab="$$($(BIN)/python -m otinterp.lab $(PROFILE))" && $(BIN)/jupyter lab "$$lab"
 
 bench: $(STAMP)
 	$(BIN)/python bench/couplings.py

@@ -25,7 +25,8 @@ Command line::
     python -m otinterp.explore "prompt a" "prompt b" [--profile smoke] [--frames 24]
         [--seed-index 0 1 | all] [--pair-id ID] [--set steps=4] [--out DIR]
 
-writes, under ``DIR`` (default ``<figures_dir>/explore``): ``strips_seed<s>.png``,
+writes, under ``DIR`` (default :func:`output_folder`: ``<figures_dir>/explore/<slug of A>--<slug of
+B>``, never notebook 05's ``<figures_dir>/explore``): ``strips_seed<s>.png``,
 ``paths_seed<s>.gif``, ``paths_seed<s>.mp4`` per latent seed, ``coupling.png`` and
 ``measures.json`` (PPL, cost, W2, path efficiency, excursion, max step… per seed and path).
 """
@@ -33,8 +34,10 @@ writes, under ``DIR`` (default ``<figures_dir>/explore``): ``strips_seed<s>.png`
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
+import re
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -56,7 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Exploration", "explore", "explore_seeds", "load_models", "prompt_tokens", "measure_rows",
     "strips_figure", "coupling_figure", "animation_frames", "write_animations", "write_outputs",
-    "Explorer", "profile_params", "pair_prompts", "main",
+    "Explorer", "profile_params", "pair_prompts", "output_folder", "main",
 ]
 
 REPO_ROOT = Path(otinterp.__file__).resolve().parents[1]
@@ -565,6 +568,24 @@ def _seed_indices(values: Sequence[str]) -> list[int] | str:
         raise ValueError(f"--seed-index takes integers or 'all', got {' '.join(values)}") from None
 
 
+def output_folder(params: Params, prompt_a: str, prompt_b: str) -> Path:
+    """The command line's default output folder: ``<figures_dir>/explore/<slug of A>--<slug of B>``.
+
+    Named after the prompts, so explorations of different pairs keep their files, and never
+    notebook 05's folder (``<figures_dir>/explore`` itself).
+    """
+    return Path(params.figures_dir) / "explore" / f"{_slug(prompt_a)}--{_slug(prompt_b)}"
+
+
+def _slug(prompt: str, limit: int = 40) -> str:
+    """``prompt`` as a folder name: its lower-case words joined by ``-``; one longer than ``limit``
+    is cut there and ends with 6 hex digits of the prompt's SHA-1 (prompts that differ late differ)."""
+    slug = "-".join(re.findall(r"\w+", prompt.lower())) or "prompt"
+    if len(slug) <= limit:
+        return slug
+    return f"{slug[:limit].rstrip('-')}-{hashlib.sha1(prompt.encode()).hexdigest()[:6]}"
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, list[Path]]:
     """The command line (see the module docstring); returns the files written."""
     from otinterp.params import parse_overrides
@@ -578,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[Path]]:
     parser.add_argument("--paths", nargs="+", default=list(C.PATHS), choices=C.PATHS, help="paths to render")
     parser.add_argument("--pair-id", help="take the prompts of this pair of the run's pair table")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
-    parser.add_argument("--out", type=Path, help="output folder (default <figures_dir>/explore)")
+    parser.add_argument("--out", type=Path, help="output folder (default <figures_dir>/explore/<slug-a>--<slug-b>)")
     args = parser.parse_args(argv)
     try:
         params = profile_params(args.profile, parse_overrides(args.set))
@@ -593,7 +614,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[Path]]:
         seed_indices = _seed_indices(args.seed_index)
     except (ValueError, TypeError, FileNotFoundError) as err:
         parser.error(str(err))
-    out_dir = args.out if args.out is not None else Path(params.figures_dir) / "explore"
+    out_dir = args.out if args.out is not None else output_folder(params, *prompts)
     pipe, lpips_model = load_models(params)
     explorations = explore_seeds(pipe, lpips_model, *prompts, params, seed_indices=seed_indices,
                                  frames=args.frames, paths=args.paths, pair_id=args.pair_id)

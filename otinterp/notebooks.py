@@ -26,6 +26,7 @@ import papermill
 from jupyter_client.manager import AsyncKernelManager
 
 from otinterp import params as params_mod
+from otinterp import products
 from otinterp.params import REPO_ROOT, parse_overrides
 
 __all__ = ["notebook_parameters", "execute", "main", "REPO_ROOT"]
@@ -74,14 +75,17 @@ def execute(notebook: str | Path, output: str | Path, profile: str | Path, overr
 
     The executed notebook is written to a temporary file and renamed into place, so ``output``
     exists only when every cell ran. An older executed copy is removed when the run starts, so a
-    failure leaves only ``*.failed.ipynb`` (the cells that ran, and the error) behind.
+    failure leaves only ``*.failed.ipynb`` (the cells that ran, and the error) behind. Before the
+    rename, what the notebook left in the run folder for later notebooks is recorded beside
+    ``output`` (:func:`otinterp.products.record`), so ``make`` notices when it goes missing.
     """
     notebook, output = Path(notebook).resolve(), Path(output)
     parameters = notebook_parameters(notebook, profile, overrides)
+    run_dir = params_mod.load(parameters["profile"], **parameters["overrides"]).run_dir
     output.parent.mkdir(parents=True, exist_ok=True)
     partial, failed = output.with_suffix(".partial.ipynb"), output.with_suffix(".failed.ipynb")
-    failed.unlink(missing_ok=True)
-    output.unlink(missing_ok=True)
+    for old in (failed, output, products.record_file(output)):
+        old.unlink(missing_ok=True)
     try:
         papermill.execute_notebook(
             str(notebook), str(partial), parameters=parameters, cwd=str(notebook.parent), kernel_name="python3",
@@ -92,6 +96,7 @@ def execute(notebook: str | Path, output: str | Path, profile: str | Path, overr
         if partial.exists():  # papermill saved the cells that ran, and the error: keep them to read
             os.replace(partial, failed)
         raise
+    products.record(output, run_dir)
     os.replace(partial, output)
 
 

@@ -21,6 +21,8 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from otinterp import products
+
 __all__ = [
     "Params", "load", "make", "for_notebook", "profile_file", "profiles", "check_inputs", "REPO_ROOT", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS", "RANDOM_WEIGHT_MODELS",
     "RANDOM_WEIGHTS_NOTE",
@@ -361,11 +363,21 @@ def for_notebook(profile: str, overrides: dict[str, Any] | None = None) -> Param
 
 
 def check_inputs(params: Params) -> None:
-    """Raise ``FileNotFoundError`` naming the first input file of ``params`` that is missing."""
-    for name in params.input_files():
-        if not Path(name).is_file():
-            raise FileNotFoundError(f"{name} does not exist (needed by pairs_source: {params.pairs_source}); "
-                                    "see the README, 'Running the paper profile'")
+    """Read the input files of ``params`` as notebook 01 will, and raise what its readers raise.
+
+    The CSV's or the CxC files' contents are checked (columns, scores, prompts, encoding, pair
+    ids) and the Karpathy captions read, by :func:`otinterp.data.source_pairs`; nothing is
+    written. The bundled pairs ship with the package and are not read.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        The first problem, in one line naming the file (and, in a CSV, the line).
+    """
+    if params.input_files():
+        from otinterp.data.sampling import source_pairs  # pandas, and it imports this module
+
+        source_pairs(params)
 
 
 def profile_text(params: Params) -> tuple[str | None, str | None]:
@@ -388,17 +400,21 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m otinterp.params --check|--inputs|--show NAME PROFILE``: used by the Makefile.
+    """``python -m otinterp.params --check|--inputs|--stale|--show NAME PROFILE``: used by the Makefile.
 
-    Bad input ends with one line on stderr and exit status 2, never a traceback.
+    Bad input ends with one line on stderr and exit status 2, never a traceback. ``--stale``
+    prints the executed notebooks whose products changed since they ran
+    (:func:`otinterp.products.stale`), one a line, and says why on stderr.
     """
     import argparse
     import sys
 
     parser = argparse.ArgumentParser(prog="python -m otinterp.params")
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--check", action="store_true", help="validate the profile and its input files")
+    action.add_argument("--check", action="store_true", help="validate the profile and read its input files")
     action.add_argument("--inputs", action="store_true", help="print the data files notebook 01 reads")
+    action.add_argument("--stale", action="store_true",
+                        help="print the executed notebooks whose products (pairs, results) changed since they ran")
     action.add_argument("--show", metavar="NAME", help="print one parameter's value")
     parser.add_argument("profile", help="a profile name (params/<name>.yaml) or a YAML path")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
@@ -411,11 +427,15 @@ def main(argv: list[str] | None = None) -> None:
                   f"run folder {p.run_dir}")
         elif args.inputs:
             print(" ".join(p.input_files()))
+        elif args.stale:
+            for notebook, why in products.stale(p.run_dir).items():
+                print(f"{notebook.name} runs again: {why}", file=sys.stderr)
+                print(notebook)
         else:
             _check_names({args.show: None})
             print(getattr(p, args.show))
     except (OSError, TypeError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print("error:", " ".join(str(err).split()), file=sys.stderr)  # one line, whatever a reader says
         raise SystemExit(2) from None
 
 

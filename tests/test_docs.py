@@ -43,3 +43,12 @@ def test_every_cited_section_of_the_definitions_exists():
         for match in re.finditer(r"definitions\.md §(\d+)(?:[–-]§(\d+))?", text):
             cited.update(g for g in match.groups() if g)
     assert cited and cited <= sections, sorted(cited - sections)
+
+
+def test_every_readme_section_a_message_names_exists():
+    # Messages and comments point to a section as: see the README, then the heading in quotes.
+    headings = set(re.findall(r"^#+ (.+?)\s*$", (ROOT / "README.md").read_text(), flags=re.M))
+    named = {(name, match.group(2)) for name, text in tracked_text_files()
+             if not name.startswith(("README", "tests/"))
+             for match in re.finditer(r"README(?:\.md)?[,\s(]+(['\"])([^'\"\n]+)\1", text)}
+    assert named and not {section for _, section in named} - headings, sorted(named)

@@ -1,6 +1,7 @@
 """The explorer: one pair's four paths on the tiny models of every family, its files, figures and widget cache."""
 
 import json
+from pathlib import Path
 
 import imageio.v2 as imageio
 import matplotlib.pyplot as plt
@@ -67,6 +68,14 @@ def test_command_line_writes_strips_animations_coupling_and_measures(tmp_path):
     assert by[0, "ot"]["cost"] == by[0, "ot"]["w2"] <= by[0, "random"]["cost"]
     assert by[0, "slerp"]["cost"] == by[0, "clip"]["cost"]  # slerp pairs rows as CLIP does
     assert by[0, "ot"]["distances"] != by[3, "ot"]["distances"]  # another initial latent
+
+
+def test_command_line_writes_into_a_folder_named_after_the_prompts(params):
+    folder = E.output_folder(params, A, "A red bus!")
+    assert folder == Path(params.figures_dir) / "explore" / "a-photo-of-a-cat--a-red-bus"
+    long_a, long_b = "a very long prompt " * 4 + "ending one way", "a very long prompt " * 4 + "ending another"
+    names = {E.output_folder(params, p, B).name for p in (long_a, long_b)}
+    assert len(names) == 2 and all(len(n.split("--")[0]) <= 47 for n in names)
 
 
 def test_command_line_errors_are_one_line(capsys):

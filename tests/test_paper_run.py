@@ -1,6 +1,8 @@
 """`make paper` in the smoke profile, end to end, into a temporary folder (the slowest test)."""
 
 import json
+import re
+import shutil
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -165,3 +167,25 @@ def test_barycenter_outputs(smoke_run):
         nonempty(smoke_run.figures / "barycenters" / f"triangle_{name}.png")
     table = pd.read_csv(smoke_run.run / "tables" / "barycenters.csv", comment="#")
     assert len(table) == 6 and set(table["method"]) == {"ot", "mean"}
+
+
+def result_rows(run):
+    """Every result row in a fixed order; parts are read as files, their names differ between runs."""
+    parts = sorted((run / "results" / "parts").glob("part-*.parquet"))
+    rows = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    return rows.sort_values(["pair_id", "seed", "coupling"], ignore_index=True)
+
+
+def test_deleted_results_are_rendered_again_then_nothing_is_to_be_done(smoke_run):
+    # Runs last: it deletes the results the tests above read.
+    rows = result_rows(smoke_run.run)
+    tables = {p.name: p.read_bytes() for p in sorted((smoke_run.run / "tables").glob("*.csv"))}
+    shutil.rmtree(smoke_run.run / "results")
+    proc = make("paper", root=smoke_run.root)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "02_experiment.ipynb runs again: results/parts/" in proc.stderr
+    assert re.findall(r"^== (\S+) done", proc.stderr, flags=re.M) == ["02_experiment", "03_statistics", "04_figures"]
+    pd.testing.assert_frame_equal(result_rows(smoke_run.run), rows, check_exact=True)
+    assert {p.name: p.read_bytes() for p in sorted((smoke_run.run / "tables").glob("*.csv"))} == tables
+    again = make("paper", root=smoke_run.root)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout and "== " not in again.stderr, again.stderr

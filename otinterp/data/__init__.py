@@ -32,7 +32,8 @@ Modules
     :func:`sample_pairs` drops identical-text pairs and samples ``per_group`` pairs per group
     in a seeded order, optionally caption-disjoint; the table carries its report in
     ``pairs.attrs["report"]``, shown by :func:`pairs_report`. :func:`pairs_table` is the one
-    entry point for a run's :class:`~otinterp.params.Params`; :func:`balanced_subset` takes a
+    entry point for a run's :class:`~otinterp.params.Params` (:func:`source_pairs` reads its source
+    unsampled, as the input check does); :func:`balanced_subset` takes a
     pilot's pairs round-robin across groups.
 :mod:`~otinterp.data.dependence`
     pairs that share a caption (:func:`caption_sharing`) and caption-disjoint subsets
@@ -52,14 +53,14 @@ from otinterp.data.download import fetch_paper_data
 from otinterp.data.groups import (
     SCORE_MAX, all_groups, normalise_text, prompt_pair_id, score_bin_edges, similarity_group,
 )
-from otinterp.data.sampling import balanced_subset, build_pairs, pairs_report, pairs_table, sample_pairs
+from otinterp.data.sampling import balanced_subset, build_pairs, pairs_report, pairs_table, sample_pairs, source_pairs
 from otinterp.data.tables import PAIR_COLUMNS, check_unique_ids, read_pairs, require_columns, write_pairs
 
 __all__ = [
     "PAIR_COLUMNS", "CXC_COLUMNS", "SCORE_MAX", "similarity_group", "all_groups",
     "normalise_text", "prompt_pair_id", "load_cxc", "load_karpathy_captions", "resolve_cxc",
     "sample_pairs", "build_pairs", "pairs_report", "load_pairs_csv", "bundled_pairs",
-    "pairs_table", "write_pairs", "read_pairs", "fetch_paper_data", "balanced_subset",
+    "source_pairs", "pairs_table", "write_pairs", "read_pairs", "fetch_paper_data", "balanced_subset",
     "caption_sharing", "caption_disjoint_subset", "caption_key_sets", "greedy_disjoint", "round_robin_order",
     "check_unique_ids", "require_columns", "score_bin_edges",
 ]

@@ -19,19 +19,19 @@ __all__ = ["load_pairs_csv", "bundled_pairs", "read_csv_strings", "check_rows", 
 _OPTIONAL_CSV_COLUMNS = ("pair_id", "score", "group", "source_a", "source_b")
 
 
-def read_csv_strings(path: Path, what: str) -> pd.DataFrame:
+def read_csv_strings(path: Path, what: str, where_to_get: str = "") -> pd.DataFrame:
     """All cells of a UTF-8 CSV file as strings (missing cells NaN).
 
     Raises
     ------
     FileNotFoundError
-        For a missing file (``what`` names its role).
+        For a missing file (``what`` names its role, ``where_to_get`` follows, after a ``;``).
     ValueError
         For an empty file, a file that is not UTF-8, or a record with more fields than the header
         (naming the line, counted as an editor counts them: see :func:`record_lines`).
     """
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
+        raise FileNotFoundError(f"{what} {path} does not exist" + (f"; {where_to_get}" if where_to_get else ""))
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     except pd.errors.EmptyDataError:
@@ -141,7 +141,7 @@ def load_pairs_csv(path: str | os.PathLike, *, bin_width: float = 0.5) -> pd.Dat
         ``pair_id``.
     """
     path = Path(path)
-    raw = read_csv_strings(path, "pairs CSV")
+    raw = read_csv_strings(path, "pairs CSV", "see the README, 'Your own prompt pairs'")
     check_columns(path, list(raw.columns), ("prompt_a", "prompt_b"), _OPTIONAL_CSV_COLUMNS)
     if "score" not in raw and "group" not in raw:
         raise ValueError(f"{path}: a pairs CSV needs a 'score' or a 'group' column")

@@ -74,9 +74,7 @@ def load_cxc(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> pd.DataF
     return pd.concat([_read_cxc(Path(p)) for p in paths], ignore_index=True)
 
 def _read_cxc(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise FileNotFoundError(f"CxC STS file {path} does not exist; {_GET_DATA}")
-    cxc = read_csv_strings(path, "CxC STS file")
+    cxc = read_csv_strings(path, "CxC STS file", _GET_DATA)
     check_columns(path, list(cxc.columns), CXC_COLUMNS)
     for col in ("caption1", "caption2"):
         bad = ~cxc[col].str.fullmatch(_CXC_ID).fillna(False).astype(bool)

@@ -14,7 +14,7 @@ from otinterp.data.groups import all_groups, normalise_text
 from otinterp.data.tables import PAIR_COLUMNS, check_unique_ids, require_columns
 from otinterp.params import Params
 
-__all__ = ["sample_pairs", "build_pairs", "pairs_report", "pairs_table", "balanced_subset"]
+__all__ = ["sample_pairs", "build_pairs", "pairs_report", "source_pairs", "pairs_table", "balanced_subset"]
 
 def sample_pairs(pairs: pd.DataFrame, *, per_group: int, seed: int, bin_width: float = 0.5,
                  disjoint_captions: bool = False) -> pd.DataFrame:
@@ -155,26 +155,42 @@ def pairs_report(pairs: pd.DataFrame) -> pd.DataFrame:
         )
     return pd.DataFrame(pairs.attrs["report"]).set_index("group")
 
-def pairs_table(P: Params) -> pd.DataFrame:
-    """The run's pair table: the source ``P.pairs_source`` sampled with ``P.per_group``, ``P.seed``
-    and ``P.disjoint_captions``.
+def source_pairs(P: Params) -> pd.DataFrame:
+    """Every pair of the source ``P.pairs_source``, read and checked, before sampling.
 
     ``bundled``: :func:`bundled_pairs`; ``csv``: :func:`load_pairs_csv` of ``P.pairs_csv``;
-    ``cxc``: :func:`load_cxc` of ``P.cxc_paths`` with :func:`load_karpathy_captions` of
-    ``P.karpathy_path``. Paths are used as given (relative ones against the working directory).
+    ``cxc``: :func:`load_cxc` of ``P.cxc_paths`` resolved by :func:`resolve_cxc` with
+    :func:`load_karpathy_captions` of ``P.karpathy_path``. Paths are used as given (relative ones
+    against the working directory). ``python -m otinterp.params --check`` calls it, so ``make
+    paper`` stops on a bad input file before any notebook runs.
+
+    Returns
+    -------
+    pairs : DataFrame
+        Columns :data:`PAIR_COLUMNS`, unique ``pair_id``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        The readers' one-line messages, naming the file and, for a CSV, the line.
+    """
+    if P.pairs_source == "cxc":
+        return resolve_cxc(load_cxc(P.cxc_paths), load_karpathy_captions(P.karpathy_path))
+    if P.pairs_source == "csv":
+        return load_pairs_csv(P.pairs_csv)
+    return bundled_pairs()
+
+
+def pairs_table(P: Params) -> pd.DataFrame:
+    """The run's pair table: :func:`source_pairs` sampled with ``P.per_group``, ``P.seed`` and
+    ``P.disjoint_captions``.
 
     Returns
     -------
     pairs : DataFrame
         From :func:`sample_pairs`, with its report in ``attrs["report"]``.
     """
-    if P.pairs_source == "cxc":
-        pairs = resolve_cxc(load_cxc(P.cxc_paths), load_karpathy_captions(P.karpathy_path))
-    elif P.pairs_source == "csv":
-        pairs = load_pairs_csv(P.pairs_csv)
-    else:
-        pairs = bundled_pairs()
-    return sample_pairs(pairs, per_group=P.per_group, seed=P.seed, disjoint_captions=P.disjoint_captions)
+    return sample_pairs(source_pairs(P), per_group=P.per_group, seed=P.seed, disjoint_captions=P.disjoint_captions)
 
 
 def balanced_subset(pairs: pd.DataFrame, n: int) -> pd.DataFrame:
