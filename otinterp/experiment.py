@@ -13,7 +13,7 @@ A *unit* is one pair under one initial latent. Each unit is rendered in batches 
 two endpoints, then each coupling's ``K − 1`` interior points — and scored path by path, so its
 numbers depend only on the pair and the settings, never on which other pairs ran with it, how the
 work was sharded or restarted, or which other couplings were asked for. The results folder
-(:mod:`otinterp.results`) is therefore keyed by the settings alone: adding pairs renders only the
+(:mod:`otinterp.store`) is therefore keyed by the settings alone: adding pairs renders only the
 new ones, editing a prompt renders that pair again, adding a latent seed or the slerp path renders
 only what is missing.
 
@@ -47,7 +47,7 @@ from otinterp.families import Conditioning, family_of
 from otinterp.io import atomic_write
 from otinterp.params import REPO_ROOT, Params, load as load_params, parse_overrides
 from otinterp.ppl import load_lpips, path_measures
-from otinterp.results import (
+from otinterp.store import (
     Claims, ResultIndex, finish_record, load_results, measured_rate, open_results, pair_keys, read_manifest,
     settings_sha256, start_record, write_part,
 )
@@ -114,7 +114,7 @@ def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int]:
 
 
 def in_shard(key: str, shard: tuple[int, int]) -> bool:
-    """Whether the pair with :func:`~otinterp.results.pair_key` ``key`` belongs to ``shard`` (by its hash)."""
+    """Whether the pair with :func:`~otinterp.store.pair_key` ``key`` belongs to ``shard`` (by its hash)."""
     i, n = shard
     return int(key, 16) % n == i
 
@@ -354,7 +354,7 @@ def plan(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None,
     if (out_dir / "manifest.json").is_file():
         manifest = read_manifest(out_dir / "manifest.json")
         if manifest["key_sha256"] == settings_sha256(params.result_key()):
-            index = ResultIndex(out_dir, manifest["key_sha256"])
+            index = ResultIndex(out_dir, manifest["key"])
     images = done = 0
     for k in mine:
         for s in params.latent_seeds:
@@ -402,15 +402,14 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
     disable : bool
         Turn off the progress bar (the plain progress lines stay).
     repair : bool
-        Move damaged parts (and rewrite a damaged manifest) instead of stopping with an error.
+        Move damaged parts (and rebuild a damaged manifest) instead of stopping with an error.
     progress_every : float
         Seconds between plain progress lines (pairs done, images/s, ETA) on standard error.
     """
     pairs = select_pairs(params, pairs)
     shard = parse_shard(shard)
     out_dir = Path(out_dir if out_dir is not None else params.results_dir)
-    manifest = open_results(out_dir, params, pairs, repair=repair)
-    index = ResultIndex(out_dir, manifest["key_sha256"], repair=repair)
+    manifest, index = open_results(out_dir, params, pairs, repair=repair)
     keys = pair_keys(pairs)
     mine = [(i, k) for i, k in enumerate(keys) if in_shard(k, shard)]
     units = [(i, k, s) for i, k in mine for s in params.latent_seeds]
@@ -467,7 +466,7 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
             for missing in dict.fromkeys(tuple(m) for _, m in batch):
                 part = [(u, f) for (u, m), f in zip(batch, frames) if tuple(m) == missing]
                 write_part(out_dir, pd.concat([f for _, f in part], ignore_index=True),
-                           [(k, s) for (_, k, s), _ in part], missing, manifest["key_sha256"], record.stem)
+                           [(k, s) for (_, k, s), _ in part], missing, index.key, record.stem)
             claims.release()
             progress.advance(len(batch), n_images, time.perf_counter() - t0)
             if callback is not None:
