@@ -111,7 +111,7 @@ def test_endpoint_sharing_is_valid(pipe, pairs):
     torch.testing.assert_close(images[2], images[0], atol=1e-4, rtol=0)
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, full_run, pipe, lpips_model, pairs):
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, full_run, pipe, lpips_model, pairs, capsys):
     class Stop(Exception):
         pass
 
@@ -123,9 +123,13 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, full_run, 
     assert len(list(tmp_path.glob("parts/part-*.parquet"))) == 1
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()], "temporary files left behind"
     assert not list(tmp_path.glob("locks/*.lock")), "locks left behind"
+    capsys.readouterr()
     calls = []
     resumed = run(tmp_path, pairs, pipe, lpips_model, callback=lambda d, t: calls.append(d))
     assert calls == [4, 5]  # only the three pairs that were missing
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("experiment: 5 pairs, 5 pair×latent units, 2 done: 24 images to render, ")
+    assert err[-1].startswith("experiment: 5/5 pair×latent units, 24/24 images, ")  # the last unit's line
     pd.testing.assert_frame_equal(resumed, full_run)
 
 
@@ -401,7 +405,7 @@ def test_cli_runs_a_shard_and_a_dry_run(tmp_path, pairs):
            str(tmp_path / "pairs.parquet"), "--out", str(tmp_path / "res")]
     env = {**os.environ, "TQDM_DISABLE": "1"}
     dry = subprocess.run(cmd + ["--dry-run"], capture_output=True, text=True, env=env)
-    assert dry.returncode == 0 and "2 pairs, 2 pair×latent units (0 done): 10 images to render" in dry.stdout
+    assert dry.returncode == 0 and "2 pairs, 2 pair×latent units, 0 done: 10 images to render" in dry.stdout
     assert not (tmp_path / "res").exists()
     keys = store.pair_keys(pairs.iloc[:2])
     shard = [i for i in range(2) if experiment.in_shard(keys[1], (i, 2))][0]
@@ -515,3 +519,23 @@ def test_an_older_results_folder_is_named_as_such(tmp_path):
         store.read_manifest(tmp_path / "manifest.json")
     assert not isinstance(err.value, store.DamagedResults)  # not repairable: --repair leaves it alone
 
+
+def test_progress_prints_the_plan_then_a_line_at_least_every_30_s(capsys):
+    now = [100.0]
+    plan = {"pairs": 5, "units": 10, "units_done": 7, "images": 33, "images_per_s": None, "rate_from": None,
+            "seconds": None}
+    progress = experiment.Progress(plan, every=30, disable=True, clock=lambda: now[0])
+    assert capsys.readouterr().err == ("experiment: 5 pairs, 10 pair×latent units, 7 done: 33 images to render, "
+                                       "no rate measured on this device yet (a short run measures one)\n")
+    now[0] += 29
+    progress.rendered(2)  # within a unit, 29 s on: nothing yet
+    assert capsys.readouterr().err == ""
+    now[0] += 1
+    progress.rendered(9)  # still within the unit, 30 s on: a line
+    assert capsys.readouterr().err == "experiment: 7/10 pair×latent units, 11/33 images, 0.37 images/s, ETA 1m00s\n"
+    now[0] += 10
+    progress.advance(1)
+    assert capsys.readouterr().err == ""
+    now[0] += 1
+    progress.advance(2)  # the last unit: a line whenever it comes
+    assert capsys.readouterr().err.startswith("experiment: 10/10 pair×latent units, 11/33 images")
