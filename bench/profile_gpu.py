@@ -32,7 +32,7 @@ from otinterp.families import family_of
 from otinterp.invariance import check_images, check_unet
 from otinterp.models import load_pipeline, prepare_for_speed
 from otinterp.render import largest_batch_size, render
-from otinterp.results import device_name
+from otinterp.store import device_name
 
 PROMPTS = ["a photo of a cat", "a red double decker bus on a city street"]
 

@@ -43,7 +43,7 @@ from otinterp.io import atomic_write
 from otinterp.models import load_pipeline, prepare_for_speed
 from otinterp.ppl import load_lpips
 from otinterp.render import initial_latent, render
-from otinterp.results import device_name
+from otinterp.store import device_name
 
 PROMPTS = [
     ("a photo of a cat on a sofa", "a dog running on a beach"),

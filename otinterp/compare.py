@@ -33,7 +33,7 @@ from otinterp import stats
 from otinterp.data import read_pairs
 from otinterp.params import RANDOM_WEIGHT_MODELS
 from otinterp.plots import _styled, _title
-from otinterp.results import load_results, manifest_params
+from otinterp.store import load_results, manifest_params
 
 __all__ = [
     "CONTROL_LABEL", "TRAINED_LABEL", "CONTROL_NOTE", "GAIN_MEASURES", "is_random_weight", "model_label",
@@ -114,7 +114,7 @@ def _load_run(label: str, run_dir: Path) -> pd.DataFrame:
 def load_runs(run_dirs: Mapping[str, str | Path]) -> pd.DataFrame:
     """The results of several finished runs in one table.
 
-    Each run's rows are :func:`otinterp.results.load_results` of ``<run_dir>/results`` for the
+    Each run's rows are :func:`otinterp.store.load_results` of ``<run_dir>/results`` for the
     pairs of ``<run_dir>/pairs.parquet`` and the latent seeds and couplings of the parameters
     recorded in its manifest.
 

@@ -13,7 +13,7 @@ A *unit* is one pair under one initial latent. Each unit is rendered in batches 
 two endpoints, then each coupling's ``K − 1`` interior points — and scored path by path, so its
 numbers depend only on the pair and the settings, never on which other pairs ran with it, how the
 work was sharded or restarted, or which other couplings were asked for. The results folder
-(:mod:`otinterp.results`) is therefore keyed by the settings alone: adding pairs renders only the
+(:mod:`otinterp.store`) is therefore keyed by the settings alone: adding pairs renders only the
 new ones, editing a prompt renders that pair again, adding a latent seed or the slerp path renders
 only what is missing.
 
@@ -31,8 +31,9 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -47,15 +48,15 @@ from otinterp.families import Conditioning, family_of
 from otinterp.io import atomic_write
 from otinterp.params import REPO_ROOT, Params, load as load_params, parse_overrides
 from otinterp.ppl import RAW_COLUMNS, load_lpips, path_measures
-from otinterp.results import (
-    Claims, ResultIndex, finish_record, load_results, measured_rate, open_results, pair_keys, read_manifest,
-    settings_sha256, start_record, write_part,
+from otinterp.store import (
+    Claims, ResultIndex, check_settings, finish_record, load_results, measured_rate, open_results, pair_keys,
+    read_manifest, start_record, write_part,
 )
 
 __all__ = [
     "REQUIRED_COLUMNS", "check_pairs", "select_pairs", "images_per_pair", "parse_shard", "shard_from_env",
     "in_shard", "path_embeddings", "render_unit", "pipeline_for", "with_batch_size", "render_pairs",
-    "encode_cached", "plan", "describe_plan", "run", "load_results", "family_of", "main",
+    "encode_cached", "shard_units", "plan", "describe_plan", "Progress", "run", "load_results", "family_of", "main",
 ]
 
 #: Columns the experiment needs in a pair table (notebook 01's ``pairs.parquet`` has these and more).
@@ -114,7 +115,7 @@ def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int]:
 
 
 def in_shard(key: str, shard: tuple[int, int]) -> bool:
-    """Whether the pair with :func:`~otinterp.results.pair_key` ``key`` belongs to ``shard`` (by its hash)."""
+    """Whether the pair with :func:`~otinterp.store.pair_key` ``key`` belongs to ``shard`` (by its hash)."""
     i, n = shard
     return int(key, 16) % n == i
 
@@ -168,7 +169,7 @@ def path_embeddings(x: torch.Tensor, y: torch.Tensor, pair_id: str, *, seed: int
 
 
 def render_unit(pipe, cond_a, cond_b, pair_id: str, params: Params, *, seed: int, couplings: Sequence[str],
-                uncond=None) -> dict[str, dict[str, Any]]:
+                uncond=None, on_images: Callable[[int], None] | None = None) -> dict[str, dict[str, Any]]:
     """Render one pair's paths from the initial latent of ``seed``, in batches of its own.
 
     The endpoints are one render call and each path's interior another, so a path's images never
@@ -178,6 +179,8 @@ def render_unit(pipe, cond_a, cond_b, pair_id: str, params: Params, *, seed: int
     ----------
     cond_a, cond_b : Conditioning
         The two prompts' token sets ``(L, D)`` and global vectors ``(P,)`` or None.
+    on_images : callable(n), optional
+        Called after each render call with the number of images it made (for progress).
 
     Returns
     -------
@@ -193,9 +196,12 @@ def render_unit(pipe, cond_a, cond_b, pair_id: str, params: Params, *, seed: int
     def draw(tokens: torch.Tensor, pooled_batch: torch.Tensor | None) -> torch.Tensor:
         if len(tokens) == 0:  # K = 1: the endpoints only
             return torch.empty((0, 3, params.height, params.width))
-        return render(pipe, tokens, pooled=pooled_batch, seed=seed, steps=params.steps, guidance=params.guidance,
-                      height=params.height, width=params.width, batch_size=params.batch_size, uncond=uncond,
-                      disable=True)
+        images = render(pipe, tokens, pooled=pooled_batch, seed=seed, steps=params.steps, guidance=params.guidance,
+                        height=params.height, width=params.width, batch_size=params.batch_size, uncond=uncond,
+                        disable=True)
+        if on_images is not None:
+            on_images(len(images))
+        return images
 
     ends = draw(torch.stack([cond_a.tokens, cond_b.tokens]),
                 None if pooled is None else torch.stack(pooled))
@@ -335,33 +341,39 @@ def save_strips(paths: dict, pair_id: str, seed: int, folder: Path) -> None:
 
 # --- the run ----------------------------------------------------------------------------------
 
+#: A unit of work as the scheduler queues it: (row of the pair table, pair key, latent seed).
+Unit = tuple[int, str, int]
+
+
+def shard_units(params: Params, pairs: pd.DataFrame, shard: tuple[int, int]) -> list[Unit]:
+    """This shard's units, in the order of the pair table and of ``params.latent_seeds``."""
+    return [(i, k, s) for i, k in enumerate(pair_keys(pairs)) if in_shard(k, shard) for s in params.latent_seeds]
+
+
 def plan(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, *,
          shard: str | tuple[int, int] = (0, 1)) -> dict[str, Any]:
-    """What a run would do, without rendering: pairs, units, images to render and the expected time.
+    """What a run would do, without rendering or writing: pairs, units, images to render, expected time.
 
+    A folder the run would refuse (other settings, damaged files) is refused here in the same words.
     The time is estimated only from a rate measured on this kind of device with these settings:
     by an earlier run in the same results folder (its ``runs/*.json``), else by the benchmark
     (``bench/out/rates.json``, written by ``bench/gpu_check.sh``).
     """
     pairs = select_pairs(params, pairs)
-    shard = parse_shard(shard)
     out_dir = Path(out_dir if out_dir is not None else params.results_dir)
-    keys = pair_keys(pairs)
-    mine = [k for k in keys if in_shard(k, shard)]
-    index = None
     if (out_dir / "manifest.json").is_file():
-        manifest = read_manifest(out_dir / "manifest.json")
-        if manifest["key_sha256"] == settings_sha256(params.result_key()):
-            index = ResultIndex(out_dir, manifest["key_sha256"])
-    images = done = 0
-    for k in mine:
-        for s in params.latent_seeds:
-            missing = index.missing((k, s), params.couplings) if index else list(params.couplings)
-            done += not missing
-            images += (2 + len(missing) * (params.n_intervals - 1)) if missing else 0
+        check_settings(out_dir, read_manifest(out_dir / "manifest.json"), params.result_key())
+    index = ResultIndex(out_dir, params.result_key())
+    return _plan(params, shard_units(params, pairs, parse_shard(shard)), index, out_dir)
+
+
+def _plan(params: Params, units: Sequence[Unit], index: ResultIndex, out_dir: Path) -> dict[str, Any]:
+    """:func:`plan` of ``units`` given what ``index`` holds."""
+    missing = [index.missing((k, s), params.couplings) for _, k, s in units]
+    images = sum(images_per_pair(params.n_intervals, m) for m in missing if m)
     rate = measured_rate(out_dir, params, benchmarks=[REPO_ROOT / "bench" / "out" / "rates.json"])
-    return {"pairs": len(mine), "units": len(mine) * len(params.latent_seeds), "units_done": done, "images": images,
-            "images_per_s": rate[0] if rate else None, "rate_from": rate[1] if rate else None,
+    return {"pairs": len({k for _, k, _ in units}), "units": len(units), "units_done": sum(not m for m in missing),
+            "images": images, "images_per_s": rate[0] if rate else None, "rate_from": rate[1] if rate else None,
             "seconds": images / rate[0] if rate else None}
 
 
@@ -369,7 +381,7 @@ def describe_plan(p: dict[str, Any]) -> str:
     """:func:`plan` as one line of text."""
     eta = (f"about {_duration(p['seconds'])} at {p['images_per_s']:.2f} images/s ({p['rate_from']})"
            if p["seconds"] is not None else "no rate measured on this device yet (a short run measures one)")
-    return (f"{p['pairs']} pairs, {p['units']} pair×latent units ({p['units_done']} done): "
+    return (f"{p['pairs']} pairs, {p['units']} pair×latent units, {p['units_done']} done: "
             f"{p['images']} images to render, {eta}")
 
 
@@ -378,11 +390,174 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+class Progress:
+    """A run's progress: a tqdm bar of units (for notebooks) and plain lines on stderr (for a
+    terminal: ``make paper`` shows a notebook's stderr as it runs).
+
+    The plain lines are the plan, printed at once, then a line (units and images done, images/s,
+    ETA) whenever ``every`` seconds have passed since the last one — checked after each render
+    call and each unit, so at least that often while rendering — and one when the last unit is done.
+
+    Parameters
+    ----------
+    plan : dict
+        :func:`plan`'s counts for the run.
+    every : float
+        Seconds between plain lines.
+    disable : bool
+        Turn off the bar (the plain lines stay).
+    clock : callable
+        Seconds, monotonic (injectable for tests).
+    """
+
+    def __init__(self, plan: dict[str, Any], *, every: float = 30.0, disable: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.total, self.done, self.images_asked = plan["units"], plan["units_done"], plan["images"]
+        self.every, self.clock, self.images = every, clock, 0
+        self.bar = tqdm(total=self.total, initial=self.done, desc="units", unit="unit", disable=disable)
+        self._print(f"experiment: {describe_plan(plan)}")
+        self.start()
+
+    def start(self) -> None:
+        """Start the clock of the rendering rate (after loading the models)."""
+        self.started = self.last = self.clock()
+
+    def elapsed(self) -> float:
+        """Seconds since :meth:`start`."""
+        return self.clock() - self.started
+
+    def rendered(self, images: int) -> None:
+        """Count ``images`` just rendered."""
+        self.images += images
+        if (rate := self.rate()) is not None:
+            self.bar.set_postfix(images_per_s=f"{rate:.2f}")
+        self._report()
+
+    def advance(self, units: int = 1) -> None:
+        """Count ``units`` done (by this worker, or found done by another)."""
+        self.done += units
+        self.bar.update(units)
+        self._report(last=self.done == self.total)
+
+    def rate(self) -> float | None:
+        """Images rendered per second since :meth:`start`; None before the first."""
+        seconds = self.elapsed()
+        return self.images / seconds if self.images and seconds > 0 else None
+
+    def line(self) -> str:
+        """The progress line: units and images done, and images/s and ETA once there is a rate."""
+        text = f"experiment: {self.done}/{self.total} pair×latent units, {self.images}/{self.images_asked} images"
+        if (rate := self.rate()) is not None:
+            text += f", {rate:.2f} images/s, ETA {_duration(max(self.images_asked - self.images, 0) / rate)}"
+        return text
+
+    def _report(self, last: bool = False) -> None:
+        if last or self.clock() - self.last >= self.every:
+            self.last = self.clock()
+            self._print(self.line())
+
+    @staticmethod
+    def _print(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@dataclass
+class _Renderer:
+    """The loaded models a run renders and scores units with, and where it saves strips."""
+
+    params: Params
+    pairs: pd.DataFrame
+    out_dir: Path
+    pipe: Any
+    lpips_model: Any
+    uncond: Any
+    cond: Mapping[str, Conditioning]
+
+    @classmethod
+    def load(cls, params: Params, pairs: pd.DataFrame, out_dir: Path, units: Sequence[Unit], *, pipe=None,
+             lpips_model=None) -> "_Renderer":
+        """Load (or take) the models, resolve ``batch_size: auto`` and encode the prompts of ``units``."""
+        pipe = pipe if pipe is not None else pipeline_for(params)
+        params = with_batch_size(params, pipe)
+        if lpips_model is None:
+            lpips_model = load_lpips(params.lpips_net, params.lpips_backbone, device=params.device, seed=params.seed)
+        uncond = family_of(pipe).unconditional(pipe)
+        cond = encode_cached(pipe, [pairs.at[i, c] for i, _, _ in units for c in ("prompt_a", "prompt_b")],
+                             out_dir / "embeddings", _model_key(params), batch_size=params.batch_size)
+        return cls(params, pairs, out_dir, pipe, lpips_model, uncond, cond)
+
+    def rows(self, unit: Unit, couplings: Sequence[str], on_images: Callable[[int], None]) -> pd.DataFrame:
+        """Render and score ``couplings`` of ``unit``: its result rows (and strips, for chosen pairs)."""
+        i, key, seed = unit
+        pair = self.pairs.loc[i]
+        a, b = self.cond[pair["prompt_a"]], self.cond[pair["prompt_b"]]
+        paths = render_unit(self.pipe, a, b, pair["pair_id"], self.params, seed=seed, couplings=couplings,
+                            uncond=self.uncond, on_images=on_images)
+        gap = float("nan") if a.pooled is None else float((a.pooled.double() - b.pooled.double()).norm())
+        if pair["pair_id"] in self.params.strip_pair_ids:
+            save_strips(paths, pair["pair_id"], seed, self.out_dir / "strips")
+        return unit_rows(pair, key, seed, paths, self.lpips_model, self.params, family_of(self.pipe).name, gap)
+
+
+def _claim_batch(queue: list[Unit], index: ResultIndex, claims: Claims, couplings: Sequence[str], size: int,
+                 progress: Progress) -> tuple[list[tuple[Unit, list[str]]], int]:
+    """Take up to ``size`` units off ``queue`` that still miss couplings and that this worker claimed.
+
+    Returns the batch (each unit with its missing couplings) and how many units other workers held.
+    A unit found finished by another worker counts as done.
+    """
+    index.refresh()
+    batch, held = [], 0
+    while queue and len(batch) < size:
+        unit = queue.pop(0)
+        missing = index.missing(unit[1:], couplings)
+        if not missing:  # finished by another worker meanwhile
+            progress.advance(1)
+        elif not claims.claim(unit[1:]):
+            held += 1
+        else:  # another worker may have finished it between our refresh and our claim
+            index.refresh()
+            missing = index.missing(unit[1:], couplings)
+            if missing:
+                batch.append((unit, missing))
+            else:
+                claims.release(unit[1:])
+                progress.advance(1)
+    return batch, held
+
+
+def _render_batch(renderer: _Renderer, batch: Sequence[tuple[Unit, list[str]]], claims: Claims,
+                  progress: Progress) -> list[pd.DataFrame]:
+    """The rows of each unit of ``batch``, rendered and scored, keeping the claims alive and counting progress."""
+    frames = []
+    for unit, missing in batch:
+        frames.append(renderer.rows(unit, missing, progress.rendered))
+        claims.refresh()
+        progress.advance(1)
+    return frames
+
+
+def _write_batch(out_dir: Path, batch: Sequence[tuple[Unit, list[str]]], frames: Sequence[pd.DataFrame],
+                 key: dict[str, Any], run: str) -> None:
+    """Write a batch's rows as parts, one per set of missing couplings, so that each part's record is exact."""
+    for missing in dict.fromkeys(tuple(m) for _, m in batch):
+        part = [(unit, rows) for (unit, m), rows in zip(batch, frames) if tuple(m) == missing]
+        write_part(out_dir, pd.concat([rows for _, rows in part], ignore_index=True),
+                   [unit[1:] for unit, _ in part], missing, key, run)
+
+
 def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, *,
         shard: str | tuple[int, int] = (0, 1), pipe=None, lpips_model=None,
         callback: Callable[[int, int], None] | None = None, disable: bool = False, repair: bool = False,
         progress_every: float = 30.0) -> pd.DataFrame:
     """Run (or resume) the experiment for this shard's pairs; return their results.
+
+    Opens the results folder (:func:`otinterp.store.open_results`: the settings are checked and
+    the parts indexed), prints the plan, then repeatedly claims a batch of missing units, renders
+    and scores them, and writes them as parts, until none is left.
 
     Parameters
     ----------
@@ -396,117 +571,44 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
     pipe, lpips_model : optional
         Already loaded models (by default loaded from ``params``).
     callback : callable(units_done, units_total), optional
-        Called after each part is written.
+        Called after each batch of parts is written.
     disable : bool
         Turn off the progress bar (the plain progress lines stay).
     repair : bool
-        Move damaged parts (and rewrite a damaged manifest) instead of stopping with an error.
+        Move damaged parts and rebuild a damaged manifest instead of stopping with an error.
     progress_every : float
-        Seconds between plain progress lines (pairs done, images/s, ETA) on standard error.
+        Seconds between plain progress lines (units and images done, images/s, ETA) on standard error.
     """
     pairs = select_pairs(params, pairs)
     shard = parse_shard(shard)
     out_dir = Path(out_dir if out_dir is not None else params.results_dir)
-    manifest = open_results(out_dir, params, pairs, repair=repair)
-    index = ResultIndex(out_dir, manifest["key_sha256"], repair=repair)
-    keys = pair_keys(pairs)
-    mine = [(i, k) for i, k in enumerate(keys) if in_shard(k, shard)]
-    units = [(i, k, s) for i, k in mine for s in params.latent_seeds]
+    _, index = open_results(out_dir, params, pairs, repair=repair)
+    units = shard_units(params, pairs, shard)
     todo = [u for u in units if index.missing(u[1:], params.couplings)]
-    total = len(units)
+    progress = Progress(_plan(params, units, index, out_dir), every=progress_every, disable=disable)
     record = start_record(out_dir, params, pairs, shard)
-    n_images, busy = 0, 0
-    if todo:
-        pipe = pipe if pipe is not None else pipeline_for(params)
-        params = with_batch_size(params, pipe)
-        family = family_of(pipe)
-        if lpips_model is None:
-            lpips_model = load_lpips(params.lpips_net, params.lpips_backbone, device=params.device, seed=params.seed)
-        uncond = family.unconditional(pipe)
-        cond = encode_cached(pipe, [pairs.at[i, c] for i, _, _ in todo for c in ("prompt_a", "prompt_b")],
-                             out_dir / "embeddings", _model_key(params), batch_size=params.batch_size)
-    claims = Claims(out_dir)
-    progress = _Progress(total, total - len(todo), every=progress_every, disable=disable)
-    t0 = time.perf_counter()  # after loading models and encoding prompts: the rate is rendering's
+    claims, held = Claims(out_dir), 0
     try:
+        renderer = _Renderer.load(params, pairs, out_dir, todo, pipe=pipe, lpips_model=lpips_model) if todo else None
+        progress.start()  # after loading models and encoding prompts: the rate is rendering's
         queue = list(todo)
         while queue:
-            index.refresh()
-            batch = []
-            while queue and len(batch) < params.pairs_per_part:
-                i, k, s = unit = queue.pop(0)
-                missing = index.missing((k, s), params.couplings)
-                if not missing:  # finished by another worker meanwhile
-                    progress.advance(1)
-                elif not claims.claim((k, s)):
-                    busy += 1
-                else:  # another worker may have finished it between our refresh and our claim
-                    index.refresh()
-                    missing = index.missing((k, s), params.couplings)
-                    if missing:
-                        batch.append((unit, missing))
-                    else:
-                        claims.release((k, s))
-                        progress.advance(1)
-            if not batch:
-                continue
-            frames = []
-            for (i, k, s), missing in batch:
-                pair = pairs.loc[i]
-                a, b = cond[pair["prompt_a"]], cond[pair["prompt_b"]]
-                paths = render_unit(pipe, a, b, pair["pair_id"], params, seed=s, couplings=missing, uncond=uncond)
-                gap = float("nan") if a.pooled is None else float((a.pooled.double() - b.pooled.double()).norm())
-                frames.append(unit_rows(pair, k, s, paths, lpips_model, params, family.name, gap))
-                if pair["pair_id"] in params.strip_pair_ids:
-                    save_strips(paths, pair["pair_id"], s, out_dir / "strips")
-                n_images += 2 + len(missing) * (params.n_intervals - 1)
-                claims.refresh()
-            # A part holds units with the same couplings missing, so its record is exact.
-            for missing in dict.fromkeys(tuple(m) for _, m in batch):
-                part = [(u, f) for (u, m), f in zip(batch, frames) if tuple(m) == missing]
-                write_part(out_dir, pd.concat([f for _, f in part], ignore_index=True),
-                           [(k, s) for (_, k, s), _ in part], missing, manifest["key_sha256"], record.stem)
+            batch, busy = _claim_batch(queue, index, claims, params.couplings, params.pairs_per_part, progress)
+            held += busy
+            _write_batch(out_dir, batch, _render_batch(renderer, batch, claims, progress), index.key, record.stem)
             claims.release()
-            progress.advance(len(batch), n_images, time.perf_counter() - t0)
-            if callback is not None:
-                callback(progress.done, total)
+            if batch and callback is not None:
+                callback(progress.done, progress.total)
     finally:
         claims.release()
         progress.close()
-        finish_record(record, images=n_images, seconds=time.perf_counter() - t0, units=len(todo))
-    if busy:
-        print(f"{busy} pair×latent units were being rendered by other workers (see {out_dir / 'locks'}); "
+        finish_record(record, images=progress.images, seconds=progress.elapsed(), units=len(todo))
+    if held:
+        print(f"{held} pair×latent units were being rendered by other workers (see {out_dir / 'locks'}); "
               "run again when they finish", flush=True)
-    if not mine:  # more shards than pairs: nothing for this one
+    if not units:  # more shards than pairs: nothing for this one
         return pd.DataFrame()
-    return load_results(out_dir, pairs.iloc[[i for i, _ in mine]], params=params)
-
-
-class _Progress:
-    """A tqdm bar (for notebooks) and plain lines on stderr every ``every`` seconds (for a terminal:
-    ``make paper`` shows a notebook's stderr as it runs)."""
-
-    def __init__(self, total: int, done: int, *, every: float, disable: bool) -> None:
-        self.total, self.done, self.every, self.last = total, done, every, time.perf_counter()
-        self.start_done = done
-        self.bar = tqdm(total=total, initial=done, desc="pairs", unit="pair", disable=disable)
-
-    def advance(self, n: int, images: int = 0, seconds: float = 0.0) -> None:
-        self.done += n
-        self.bar.update(n)
-        if not images:
-            return
-        rate = images / seconds
-        self.bar.set_postfix(images_per_s=f"{rate:.2f}")
-        now = time.perf_counter()
-        if now - self.last >= self.every or self.done == self.total:
-            self.last = now
-            left = (self.total - self.done) * seconds / max(self.done - self.start_done, 1)
-            print(f"experiment: {self.done}/{self.total} pair×latent units, {rate:.2f} images/s, "
-                  f"ETA {_duration(left)}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        self.bar.close()
+    return load_results(out_dir, pairs.iloc[sorted({i for i, _, _ in units})], params=params)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -606,7 +606,7 @@ def save_figure(fig: Figure, directory: str | Path, name: str, *, formats: Seque
     dpi : int
         Resolution of raster formats.
     trace : str, optional
-        Where the figure's numbers come from (:func:`otinterp.results.trace_note`), stored in the
+        Where the figure's numbers come from (:func:`otinterp.store.trace_note`), stored in the
         file's metadata (PNG ``Description``, PDF ``Subject``).
 
     Returns

@@ -7,7 +7,7 @@ import pandas as pd
 import papermill
 import pytest
 
-from otinterp import compare, params, results, stats
+from otinterp import compare, params, stats, store
 from otinterp.data import write_pairs
 from otinterp.plots import save_figure
 
@@ -36,7 +36,7 @@ def unit_rows(pair, seed, p, rng, gain):
         cost = w2 * (1 + j * (0.1 * pair.group + rng.uniform(0, 0.05)))
         ppl = ppl_ot + j * gain(pair.group) * rng.uniform(0.5, 1.5)
         out.append({
-            "pair_key": results.pair_key(pair.pair_id, pair.prompt_a, pair.prompt_b), "pair_id": pair.pair_id,
+            "pair_key": store.pair_key(pair.pair_id, pair.prompt_a, pair.prompt_b), "pair_id": pair.pair_id,
             "seed": seed, "coupling": c, "prompt_a": pair.prompt_a, "prompt_b": pair.prompt_b,
             "group": float(pair.group), "score": float(pair.score), "cost": cost, "w2": w2, "cost_ratio": cost / w2,
             "ppl": ppl, "distances": [ppl] * K, "max_step": ppl, "total_length": K * ppl, "smoothness": 1.0,
@@ -47,16 +47,16 @@ def unit_rows(pair, seed, p, rng, gain):
 
 
 def fake_run(run_dir, model, *, gain=lambda g: 0.02 * g, seeds=(0,), per_group=PER_GROUP, rng_seed=0):
-    """A finished run folder written through otinterp.results, without rendering."""
+    """A finished run folder written through otinterp.store, without rendering."""
     run_dir = Path(run_dir)
     p = params.make(model=model, run_dir=str(run_dir), lpips_backbone="random", seeds=list(seeds))
     pairs = pair_table(per_group)
     write_pairs(pairs, run_dir / "pairs.parquet")
-    manifest = results.open_results(run_dir / "results", p, pairs)
+    store.open_results(run_dir / "results", p, pairs)
     rng = np.random.default_rng(rng_seed)
     rows = [r for pair in pairs.itertuples() for s in seeds for r in unit_rows(pair, s, p, rng, gain)]
-    units = [(results.pair_key(pr.pair_id, pr.prompt_a, pr.prompt_b), s) for pr in pairs.itertuples() for s in seeds]
-    results.write_part(run_dir / "results", pd.DataFrame(rows), units, p.couplings, manifest["key_sha256"], "test")
+    units = [(store.pair_key(pr.pair_id, pr.prompt_a, pr.prompt_b), s) for pr in pairs.itertuples() for s in seeds]
+    store.write_part(run_dir / "results", pd.DataFrame(rows), units, p.couplings, p.result_key(), "test")
     return run_dir
 
 
@@ -88,9 +88,9 @@ def test_load_runs_adds_the_run_model_family_and_weights(runs, loaded):
     assert (loaded["family"] == "sd15").all()
     assert by_run["weights"].first().to_dict() == {"trained": compare.TRAINED_LABEL,
                                                    "sd15-random": compare.CONTROL_LABEL}
-    # every pair, seed and coupling of each run, as results.load_results gives them
+    # every pair, seed and coupling of each run, as store.load_results gives them
     assert by_run.size().to_dict() == {"trained": 60 * 2 * 3, "sd15-random": 60 * 3}
-    alone = results.load_results(runs["trained"] / "results")
+    alone = store.load_results(runs["trained"] / "results")
     mine = loaded[loaded["run"] == "trained"].set_index(["pair_id", "seed", "coupling"])["ppl"]
     pd.testing.assert_series_equal(mine.sort_index(), alone.set_index(["pair_id", "seed", "coupling"])["ppl"].sort_index())
     # the random-weights caveat is carried; the trained run has only the random LPIPS one

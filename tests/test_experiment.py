@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 import otinterp.render
-from otinterp import experiment, params, results
+from otinterp import experiment, params, store
 from otinterp.couplings import COUPLINGS, ot_coupling, pair_rng, random_coupling
 from otinterp.models import load_pipeline
 from otinterp.ppl import load_lpips
@@ -110,7 +111,7 @@ def test_endpoint_sharing_is_valid(pipe, pairs):
     torch.testing.assert_close(images[2], images[0], atol=1e-4, rtol=0)
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, full_run, pipe, lpips_model, pairs):
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, full_run, pipe, lpips_model, pairs, capsys):
     class Stop(Exception):
         pass
 
@@ -122,27 +123,65 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, full_run, 
     assert len(list(tmp_path.glob("parts/part-*.parquet"))) == 1
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()], "temporary files left behind"
     assert not list(tmp_path.glob("locks/*.lock")), "locks left behind"
+    capsys.readouterr()
     calls = []
     resumed = run(tmp_path, pairs, pipe, lpips_model, callback=lambda d, t: calls.append(d))
     assert calls == [4, 5]  # only the three pairs that were missing
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("experiment: 5 pairs, 5 pair×latent units, 2 done: 24 images to render, ")
+    assert err[-1].startswith("experiment: 5/5 pair×latent units, 24/24 images, ")  # the last unit's line
     pd.testing.assert_frame_equal(resumed, full_run)
 
 
-def test_killed_process_leaves_no_half_written_part(tmp_path, pairs):
-    pairs.to_parquet(tmp_path / "pairs.parquet")
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory, pairs):
+    """A results folder whose run was killed (SIGKILL) while writing its second part: one valid
+    part, half a part under its temporary name, a lock and an unfinished run record."""
+    tmp = tmp_path_factory.mktemp("killed")
+    pairs.iloc[:3].to_parquet(tmp / "pairs.parquet")
     code = f"""
-import os, pandas as pd
+import os, signal, pandas as pd, pyarrow.parquet as pq
 from otinterp import experiment, params
 P = params.make(n_intervals=3, steps=3, height=32, width=32, batch_size=8, pairs_per_part=2, lpips_backbone="random")
-def kill(done, total):
-    os._exit(9)  # as abrupt as SIGKILL: no cleanup, no exception handling
-experiment.run(P, pd.read_parquet({str(tmp_path / 'pairs.parquet')!r}), {str(tmp_path / 'out')!r},
-               callback=kill, disable=True)
+write, calls = pq.write_table, []
+def write_half_then_die(table, where, **kw):
+    calls.append(where)
+    write(table, where, **kw)
+    if len(calls) == 2:
+        with open(where, "r+b") as f:
+            f.truncate(os.path.getsize(where) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+pq.write_table = write_half_then_die
+experiment.run(P, pd.read_parquet({str(tmp / 'pairs.parquet')!r}), {str(tmp / 'out')!r}, disable=True)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 9, proc.stderr[-2000:]
-    parts = list((tmp_path / "out" / "parts").glob("part-*.parquet"))
-    assert len(parts) == 1 and len(pd.read_parquet(parts[0])) == 2 * 3
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    return tmp / "out"
+
+
+@pytest.mark.parametrize("manifest_lost", [False, True])
+@pytest.mark.parametrize("then", ["run", "repair", "repair with other settings"])
+def test_after_a_kill_no_valid_part_is_lost(killed, tmp_path, pipe, lpips_model, pairs, then, manifest_lost):
+    out = tmp_path / "out"
+    shutil.copytree(killed, out)
+    (part,) = (out / "parts").glob("part-*.parquet")
+    before = part.read_bytes()
+    assert len(pd.read_parquet(part)) == 2 * 3
+    assert list((out / "parts").glob(".part-*.tmp")) and list((out / "locks").glob("*.lock"))  # debris of the kill
+    if manifest_lost:
+        (out / "manifest.json").unlink()
+    p = P.replace(steps=4) if then == "repair with other settings" else P
+    if p is P:
+        got = experiment.run(p, pairs.iloc[:3], out, pipe=pipe, lpips_model=lpips_model, disable=True,
+                             repair=then == "repair")
+        assert len(got) == 3 * 3 and store.read_manifest(out / "manifest.json")["key"] == P.result_key()
+    else:
+        refusal = "steps: 3 in the parts, 4 asked" if manifest_lost else "steps: 3 there, 4 now"
+        with pytest.raises(ValueError, match=refusal):
+            experiment.run(p, pairs.iloc[:3], out, pipe=pipe, lpips_model=lpips_model, disable=True, repair=True)
+        assert (out / "manifest.json").exists() != manifest_lost
+    assert part.read_bytes() == before and store.read_part(part).units
+    assert not (out / "damaged").exists()
 
 
 def test_shards_together_equal_a_single_run(tmp_path, full_run, pipe, lpips_model, pairs):
@@ -263,7 +302,7 @@ def test_damaged_parts_are_named_and_repaired(tmp_path, full_run, pipe, lpips_mo
     run(tmp_path, pairs.iloc[:4], pipe, lpips_model)
     truncated, emptied = sorted((tmp_path / "parts").glob("part-*.parquet"))
     truncated.write_bytes(truncated.read_bytes()[:100])
-    with pytest.raises(results.DamagedResults, match=rf"{truncated.name} cannot be read .*--repair"):
+    with pytest.raises(store.DamagedResults, match=rf"{truncated.name} cannot be read .*--repair"):
         experiment.load_results(tmp_path)
     pq.write_table(pq.read_table(emptied).slice(0, 0), emptied)  # valid parquet, settings record kept, no rows
     repaired = experiment.run(P, pairs, tmp_path, pipe=pipe, lpips_model=lpips_model, disable=True, repair=True)
@@ -275,7 +314,7 @@ def test_empty_part_is_an_error_naming_it(tmp_path, pipe, lpips_model, pairs):
     run(tmp_path, pairs.iloc[:1], pipe, lpips_model)
     (part,) = (tmp_path / "parts").glob("part-*.parquet")
     pq.write_table(pq.read_table(part).slice(0, 0), part)
-    with pytest.raises(results.DamagedResults, match=rf"{part.name} holds 0 rows where its record names 3"):
+    with pytest.raises(store.DamagedResults, match=rf"{part.name} holds 0 rows where its record names 3"):
         run(tmp_path, pairs.iloc[:1], pipe, lpips_model)
 
 
@@ -283,7 +322,7 @@ def test_truncated_manifest_is_named_and_repaired(tmp_path, pipe, lpips_model, p
     done = run(tmp_path, pairs.iloc[:1], pipe, lpips_model)
     manifest = tmp_path / "manifest.json"
     manifest.write_text(manifest.read_text()[:50])
-    with pytest.raises(results.DamagedResults, match=r"manifest.json is damaged \(JSONDecodeError"):
+    with pytest.raises(store.DamagedResults, match=r"manifest.json is damaged \(JSONDecodeError"):
         run(tmp_path, pairs.iloc[:1], pipe, lpips_model)
     again = experiment.run(P, pairs.iloc[:1], tmp_path, pipe=pipe, lpips_model=lpips_model, disable=True, repair=True)
     pd.testing.assert_frame_equal(again, done)
@@ -294,8 +333,9 @@ def test_parts_record_their_settings_and_units(tmp_path, pipe, lpips_model, pair
     (part,) = (tmp_path / "parts").glob("part-*.parquet")
     meta = json.loads(pq.read_schema(part).metadata[b"otinterp"])
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert meta["key_sha256"] == manifest["key_sha256"] == results.settings_sha256(P.result_key())
-    assert meta["units"] == [[results.pair_key("pair-cat", pairs.prompt_a[0], pairs.prompt_b[0]), 0]]
+    assert meta["key_sha256"] == manifest["key_sha256"] == store.settings_sha256(P.result_key())
+    assert meta["key"] == P.result_key() and meta["schema_version"] == store.SCHEMA_VERSION == 2
+    assert meta["units"] == [[store.pair_key("pair-cat", pairs.prompt_a[0], pairs.prompt_b[0]), 0]]
     assert manifest["git"].keys() == {"commit", "dirty"} and manifest["pairs_sha256"] and manifest["n_pairs"] == 1
 
 
@@ -320,7 +360,7 @@ experiment.run(P, pairs, sys.argv[4], disable=True)
 
 
 def test_claims_are_exclusive_and_stale_locks_are_taken_over(tmp_path):
-    a, b = results.Claims(tmp_path), results.Claims(tmp_path)
+    a, b = store.Claims(tmp_path), store.Claims(tmp_path)
     b.me = {**b.me, "pid": os.getppid()}  # another live worker on this host
     assert a.claim(("k", 0)) and not b.claim(("k", 0))
     a.release()
@@ -328,7 +368,7 @@ def test_claims_are_exclusive_and_stale_locks_are_taken_over(tmp_path):
     lock = tmp_path / "locks" / "k-1.lock"
     lock.write_text(json.dumps({"host": "elsewhere", "pid": 1}))
     assert not a.claim(("k", 1))
-    os.utime(lock, (time.time() - results.LOCK_STALE_S - 1,) * 2)
+    os.utime(lock, (time.time() - store.LOCK_STALE_S - 1,) * 2)
     assert a.claim(("k", 1))
 
 
@@ -365,9 +405,9 @@ def test_cli_runs_a_shard_and_a_dry_run(tmp_path, pairs):
            str(tmp_path / "pairs.parquet"), "--out", str(tmp_path / "res")]
     env = {**os.environ, "TQDM_DISABLE": "1"}
     dry = subprocess.run(cmd + ["--dry-run"], capture_output=True, text=True, env=env)
-    assert dry.returncode == 0 and "2 pairs, 2 pair×latent units (0 done): 10 images to render" in dry.stdout
+    assert dry.returncode == 0 and "2 pairs, 2 pair×latent units, 0 done: 10 images to render" in dry.stdout
     assert not (tmp_path / "res").exists()
-    keys = results.pair_keys(pairs.iloc[:2])
+    keys = store.pair_keys(pairs.iloc[:2])
     shard = [i for i in range(2) if experiment.in_shard(keys[1], (i, 2))][0]
     proc = subprocess.run(cmd + ["--shard", f"{shard}/2"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -402,15 +442,15 @@ def test_every_family_runs_the_experiment(tmp_path, spec, lpips_model, pairs):
 
 
 def test_dry_run_rate_from_a_benchmark_file(tmp_path):
-    record = {"images_per_s": 5.0, "device_name": results.device_name("cpu"), "batch_size_asked": P.batch_size, **{
+    record = {"images_per_s": 5.0, "device_name": store.device_name("cpu"), "batch_size_asked": P.batch_size, **{
         k: getattr(P, k) for k in ("model", "height", "width", "steps", "dtype", "scheduler", "n_intervals",
                                    "channels_last", "compile_unet")}}
     bench = tmp_path / "rates.json"
     bench.write_text(json.dumps([record, {**record, "images_per_s": 9.0, "steps": 50},
                                  {**record, "images_per_s": 7.0, "compile_unet": True}]))
-    rate, source = results.measured_rate(tmp_path / "none", P, benchmarks=[bench])
+    rate, source = store.measured_rate(tmp_path / "none", P, benchmarks=[bench])
     assert rate == 5.0 and "benchmark" in source  # records of other steps or speed options do not count
-    assert results.measured_rate(tmp_path / "none", P.replace(height=64), benchmarks=[bench]) is None
+    assert store.measured_rate(tmp_path / "none", P.replace(height=64), benchmarks=[bench]) is None
 
 
 def test_prompts_are_encoded_in_chunks_and_read_on_lookup(tmp_path, pipe, monkeypatch):
@@ -432,11 +472,11 @@ def test_prompts_are_encoded_in_chunks_and_read_on_lookup(tmp_path, pipe, monkey
 def test_manifest_params_check_the_profile_and_keep_the_speed_options(tmp_path, pipe, lpips_model, pairs):
     run(tmp_path, pairs.iloc[:1], pipe, lpips_model)
     faster = P.replace(batch_size=2, channels_last=True, device="cpu")
-    again = results.manifest_params(tmp_path, faster)
+    again = store.manifest_params(tmp_path, faster)
     assert (again.batch_size, again.channels_last) == (P.batch_size, P.channels_last)  # as the images were made
     with pytest.raises(ValueError, match=r"other settings than profile 'smoke' \(steps: 3 there, 5 now\)"):
-        results.manifest_params(tmp_path, P.replace(steps=5))
-    assert "settings " + results.settings_sha256(P.result_key())[:12] in results.trace_note(tmp_path)
+        store.manifest_params(tmp_path, P.replace(steps=5))
+    assert "settings " + store.settings_sha256(P.result_key())[:12] in store.trace_note(tmp_path)
 
 
 def test_a_pilot_run_reads_back_only_its_own_pairs(tmp_path, pipe, lpips_model, pairs):
@@ -448,9 +488,9 @@ def test_a_pilot_run_reads_back_only_its_own_pairs(tmp_path, pipe, lpips_model, 
 
 def test_a_stale_lock_is_taken_over_by_one_worker_only(tmp_path):
     lock = tmp_path / "locks" / "k-0.lock"
-    workers = [results.Claims(tmp_path) for _ in range(2)]
+    workers = [store.Claims(tmp_path) for _ in range(2)]
     lock.write_text(json.dumps({"host": "elsewhere", "pid": 1}))
-    os.utime(lock, (time.time() - results.LOCK_STALE_S - 1,) * 2)
+    os.utime(lock, (time.time() - store.LOCK_STALE_S - 1,) * 2)
     workers[1].me = {**workers[1].me, "pid": os.getppid()}
     assert [w.claim(("k", 0)) for w in workers] == [True, False]
     assert json.loads(lock.read_text())["pid"] == os.getpid()
@@ -460,11 +500,11 @@ def test_a_stale_lock_is_taken_over_by_one_worker_only(tmp_path):
 
 def test_a_fresh_lock_moved_by_mistake_is_put_back(tmp_path, monkeypatch):
     # Worker B judged a lock stale, but worker A replaced it with a fresh one before B's rename.
-    a, b = results.Claims(tmp_path), results.Claims(tmp_path)
+    a, b = store.Claims(tmp_path), store.Claims(tmp_path)
     b.me = {**b.me, "pid": os.getppid()}
     lock = tmp_path / "locks" / "k-0.lock"
     lock.write_text(json.dumps({"host": "elsewhere", "pid": 1}))
-    os.utime(lock, (time.time() - results.LOCK_STALE_S - 1,) * 2)
+    os.utime(lock, (time.time() - store.LOCK_STALE_S - 1,) * 2)
     stale = b._stale(lock)
     lock.unlink()
     assert a.claim(("k", 0))  # A's fresh lock
@@ -475,5 +515,27 @@ def test_a_fresh_lock_moved_by_mistake_is_put_back(tmp_path, monkeypatch):
 
 def test_an_older_results_folder_is_named_as_such(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"key": {"result_key": {}, "pairs_per_part": 8}}))
-    with pytest.raises(results.DamagedResults, match="made by an older otinterp"):
-        results.read_manifest(tmp_path / "manifest.json")
+    with pytest.raises(ValueError, match="made by an older otinterp") as err:
+        store.read_manifest(tmp_path / "manifest.json")
+    assert not isinstance(err.value, store.DamagedResults)  # not repairable: --repair leaves it alone
+
+
+def test_progress_prints_the_plan_then_a_line_at_least_every_30_s(capsys):
+    now = [100.0]
+    plan = {"pairs": 5, "units": 10, "units_done": 7, "images": 33, "images_per_s": None, "rate_from": None,
+            "seconds": None}
+    progress = experiment.Progress(plan, every=30, disable=True, clock=lambda: now[0])
+    assert capsys.readouterr().err == ("experiment: 5 pairs, 10 pair×latent units, 7 done: 33 images to render, "
+                                       "no rate measured on this device yet (a short run measures one)\n")
+    now[0] += 29
+    progress.rendered(2)  # within a unit, 29 s on: nothing yet
+    assert capsys.readouterr().err == ""
+    now[0] += 1
+    progress.rendered(9)  # still within the unit, 30 s on: a line
+    assert capsys.readouterr().err == "experiment: 7/10 pair×latent units, 11/33 images, 0.37 images/s, ETA 1m00s\n"
+    now[0] += 10
+    progress.advance(1)
+    assert capsys.readouterr().err == ""
+    now[0] += 1
+    progress.advance(2)  # the last unit: a line whenever it comes
+    assert capsys.readouterr().err.startswith("experiment: 10/10 pair×latent units, 11/33 images")
