@@ -1,7 +1,7 @@
 # otinterp — `make paper` runs the notebooks, `make test` runs the tests.
 # The profile params/$(PROFILE).yaml is the one source of parameters; its run folder
-# (runs/<profile> unless it sets run_dir) is asked of otinterp.params, as the notebooks and the
-# command lines do. RUNS=dir / FIGURES=dir move every profile's runs / figures elsewhere.
+# (runs/<profile> unless it sets run_dir) is asked of the `otinterp` command line, which reaches a
+# run the way the notebooks do (otinterp.run.Run.open). RUNS=dir / FIGURES=dir move every profile's runs / figures elsewhere.
 PROFILE ?= smoke
 PYTHON ?= python3
 VENV := .venv
@@ -17,7 +17,8 @@ endif
 
 # Notebooks that `make paper` runs; 06 compares finished runs and is run by hand (or `make compare`).
 NOTEBOOKS := $(filter-out notebooks/06_%,$(sort $(wildcard notebooks/*.ipynb)))
-SETTINGS = $(BIN)/python -m otinterp.params
+OTINTERP = $(BIN)/otinterp
+SETTINGS = $(OTINTERP) settings --profile
 
 .PHONY: setup test paper pairs notebooks lab bench compare clean FORCE
 .DELETE_ON_ERROR:
@@ -45,9 +46,9 @@ test: $(STAMP)
 # written), then run the notebooks whose inputs changed, in a second make that knows the
 # profile's folders.
 paper pairs: $(STAMP)
-	@$(SETTINGS) --check $(PROFILE)
+	@$(OTINTERP) check --profile $(PROFILE)
 	@$(MAKE) --no-print-directory $(if $(filter pairs,$@),pairs-only,notebooks) PROFILE=$(PROFILE) \
-		RUN="$$($(SETTINGS) --show run_dir $(PROFILE))" PARAMS="$$($(SETTINGS) --show profile_path $(PROFILE))"
+		RUN="$$($(SETTINGS) $(PROFILE) --show run_dir)" PARAMS="$$($(SETTINGS) $(PROFILE) --show profile_path)"
 
 ifdef RUN
 NB_OUT := $(RUN)/notebooks
@@ -58,11 +59,11 @@ pairs-only: $(NB_OUT)/01_dataset.ipynb
 # Each executed notebook depends on its source, the profile, the package and what it reads (below),
 # so an edit re-runs only what it can change.
 $(NB_OUT)/%.ipynb: notebooks/%.ipynb $(PARAMS) $(PACKAGE) $(STAMP)
-	@$(BIN)/python -m otinterp.notebooks $< $@ --profile $(PARAMS)
+	@$(OTINTERP) notebook $< $@ --profile $(PARAMS)
 
 # What each notebook reads: 01 the profile's data files, 02 the pairs from 01, 03 and 04 the
 # results from 02. (00 and 05 stand alone.)
-INPUTS := $(shell $(SETTINGS) --inputs $(PARAMS))
+INPUTS := $(shell $(SETTINGS) $(PARAMS) --inputs)
 $(NB_OUT)/01_dataset.ipynb: $(wildcard $(INPUTS))
 $(NB_OUT)/02_experiment.ipynb: $(NB_OUT)/01_dataset.ipynb
 $(NB_OUT)/03_statistics.ipynb $(NB_OUT)/04_figures.ipynb: $(NB_OUT)/02_experiment.ipynb
@@ -71,7 +72,7 @@ $(NB_OUT)/03_statistics.ipynb $(NB_OUT)/04_figures.ipynb: $(NB_OUT)/02_experimen
 # results/damaged/, after the notebook that wrote it ran: the runner records what 01 and 02 wrote
 # (names and sizes), and an executed notebook whose products changed runs again, and so do the
 # notebooks after it (02 renders only what is missing).
-STALE := $(shell $(SETTINGS) --stale $(PARAMS))
+STALE := $(shell $(SETTINGS) $(PARAMS) --stale)
 ifneq ($(STALE),)
 $(STALE): FORCE
 endif
@@ -79,14 +80,12 @@ endif
 
 # Compare finished runs side by side (notebook 06): make compare
 compare: $(STAMP)
-	@mkdir -p $(or $(RUNS),runs)/compare
-	$(BIN)/python -m papermill notebooks/06_compare_models.ipynb $(or $(RUNS),runs)/compare/06_compare_models.ipynb \
-		--cwd notebooks --no-progress-bar -p figures_dir $(abspath $(or $(FIGURES),figures))/compare
+	@$(OTINTERP) compare
 
 # JupyterLab on the profile's copies in <run folder>/lab (the executed notebooks, or fresh copies of
 # the sources): the tracked notebooks stay clean, and make paper never reads or overwrites the copies.
 lab: $(STAMP)
-	@lab="$$($(BIN)/python -m otinterp.lab $(PROFILE))" && $(BIN)/jupyter lab "$$lab"
+	@lab="$$($(OTINTERP) lab --profile $(PROFILE))" && $(BIN)/jupyter lab "$$lab"
 
 bench: $(STAMP)
 	$(BIN)/python bench/couplings.py
@@ -94,5 +93,5 @@ bench: $(STAMP)
 
 # Removes one profile's run and figures (default smoke): a paper run holds days of GPU time.
 clean: $(STAMP)
-	rm -rf "$$($(SETTINGS) --show run_dir $(PROFILE))" "$$($(SETTINGS) --show figures_dir $(PROFILE))" .pytest_cache
+	rm -rf "$$($(SETTINGS) $(PROFILE) --show run_dir)" "$$($(SETTINGS) $(PROFILE) --show figures_dir)" .pytest_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

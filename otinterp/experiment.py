@@ -17,15 +17,13 @@ work was sharded or restarted, or which other couplings were asked for. The resu
 new ones, editing a prompt renders that pair again, adding a latent seed or the slerp path renders
 only what is missing.
 
-Command line::
+Command line (:mod:`otinterp.cli`)::
 
-    python -m otinterp.experiment --params params/paper.yaml [--shard i/n|auto] [--dry-run]
-                                  [--repair] [--set batch_size=16]
+    otinterp run --profile paper [--shard i/n|auto] [--dry-run] [--repair] [--set batch_size=16]
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import os
@@ -46,11 +44,11 @@ from otinterp import couplings as C
 from otinterp.data import balanced_subset, check_unique_ids, read_pairs, require_columns
 from otinterp.families import Conditioning, family_of
 from otinterp.io import atomic_write
-from otinterp.params import REPO_ROOT, Params, load as load_params, parse_overrides
+from otinterp.params import REPO_ROOT, Params
 from otinterp.ppl import RAW_COLUMNS, load_lpips, path_measures
 from otinterp.store import (
-    Claims, ResultIndex, check_settings, finish_record, load_results, measured_rate, open_results, pair_keys,
-    read_manifest, start_record, write_part,
+    Claims, ResultIndex, check_settings, finish_record, load_results, measured_rate, model_identity, open_results,
+    pair_keys, read_manifest, result_key, start_record, write_part,
 )
 
 __all__ = [
@@ -256,7 +254,7 @@ def render_pairs(params: Params, pairs: pd.DataFrame, *, pipe=None, seed: int | 
 # --- prompt encodings, cached on disk ----------------------------------------------------------
 
 def _model_key(params: Params) -> str:
-    return hashlib.sha256(f"{params.model_identity}|{params.dtype}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{model_identity(params.model)}|{params.dtype}".encode()).hexdigest()[:16]
 
 
 def encode_cached(pipe, prompts: Sequence[str], cache_dir: str | Path, model_key: str, *,
@@ -362,8 +360,8 @@ def plan(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None,
     pairs = select_pairs(params, pairs)
     out_dir = Path(out_dir if out_dir is not None else params.results_dir)
     if (out_dir / "manifest.json").is_file():
-        check_settings(out_dir, read_manifest(out_dir / "manifest.json"), params.result_key())
-    index = ResultIndex(out_dir, params.result_key())
+        check_settings(out_dir, read_manifest(out_dir / "manifest.json"), result_key(params))
+    index = ResultIndex(out_dir, result_key(params))
     return _plan(params, shard_units(params, pairs, parse_shard(shard)), index, out_dir)
 
 
@@ -612,32 +610,13 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m otinterp.experiment", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", required=True, help="a profile: a name (paper) or a YAML file (params/paper.yaml)")
-    parser.add_argument("--pairs", type=Path, help="pair table (parquet); default <run_dir>/pairs.parquet")
-    parser.add_argument("--out", type=Path, help="results folder; default <run_dir>/results")
-    parser.add_argument("--shard", default="0/1",
-                        help="i/n: this process's share of the pairs; 'auto' reads accelerate/torchrun/SLURM")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
-    parser.add_argument("--dry-run", action="store_true", help="print pairs, images to render and the expected time")
-    parser.add_argument("--repair", action="store_true",
-                        help="move damaged parts to <results>/damaged/ and render their pairs again")
-    args = parser.parse_args(argv)
-    try:
-        params = load_params(args.params, **parse_overrides(args.set))
-        shard = shard_from_env() if args.shard == "auto" else parse_shard(args.shard)
-        pairs = read_pairs(args.pairs or params.pairs_path)
-        if args.dry_run:
-            print(describe_plan(plan(params, pairs, args.out, shard=shard)))
-            return
-        if params.device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per launched process
-            params = params.replace(device=f"cuda:{os.environ['LOCAL_RANK']}")
-        results = run(params, pairs, args.out, shard=shard, repair=args.repair)
-    except (OSError, ValueError, TypeError) as err:  # DamagedResults is a ValueError
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    n = results["pair_key"].nunique() if len(results) else 0
-    print(f"shard {shard[0]}/{shard[1]}: {n} pairs done -> {args.out or params.results_dir}")
+    """Deprecated: ``python -m otinterp.experiment --params P`` is ``otinterp run --profile P`` (kept for one release)."""
+    from otinterp import cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    print("deprecated: `python -m otinterp.experiment --params P` is now `otinterp run --profile P`; "
+          "this form goes in the next release", file=sys.stderr)
+    cli.main(["run", *("--profile" if a == "--params" else a for a in argv)])
 
 
 if __name__ == "__main__":

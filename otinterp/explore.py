@@ -22,7 +22,7 @@ layer" below.
 
 Command line::
 
-    python -m otinterp.explore "prompt a" "prompt b" [--profile smoke] [--frames 24]
+    otinterp explore "prompt a" "prompt b" [--profile smoke] [--frames 24]
         [--seed-index 0 1 | all] [--pair-id ID] [--set steps=4] [--out DIR]
 
 writes, under ``DIR`` (default :func:`output_folder`: ``<figures_dir>/explore/<slug of A>--<slug of
@@ -33,7 +33,6 @@ B>``, never notebook 05's ``<figures_dir>/explore``): ``strips_seed<s>.png``,
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -47,7 +46,6 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 import torch
 
-import otinterp
 from otinterp import couplings as C
 from otinterp import plots
 from otinterp.names import MEASURES
@@ -59,10 +57,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Exploration", "explore", "explore_seeds", "load_models", "prompt_tokens", "measure_rows",
     "strips_figure", "coupling_figure", "animation_frames", "write_animations", "write_outputs",
-    "Explorer", "profile_params", "pair_prompts", "output_folder", "main",
+    "Explorer", "pair_prompts", "output_folder", "explore_to_folder",
 ]
-
-REPO_ROOT = Path(otinterp.__file__).resolve().parents[1]
 
 #: Per-path numbers written to ``measures.json``, besides ``distances``.
 SUMMARY_FIELDS = ("cost", "w2", "cost_ratio", "rows_in_place", "intervals", *MEASURES)
@@ -538,17 +534,6 @@ class Explorer:
 
 # --- command line ---------------------------------------------------------------------------------
 
-def profile_params(profile: str, overrides: dict[str, Any] | None = None, *, root: str | Path = REPO_ROOT) -> Params:
-    """``params/<profile>.yaml`` under ``root`` with ``overrides``, paths resolved against ``root``."""
-    from otinterp.params import load
-
-    path = Path(root) / "params" / f"{profile}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (Path(root) / "params").glob("*.yaml"))
-        raise FileNotFoundError(f"unknown profile {profile!r}: no {path}; profiles: {', '.join(known)}")
-    return load(path, **(overrides or {})).resolved(root)
-
-
 def pair_prompts(params: Params, pair_id: str) -> tuple[str, str]:
     """Prompts A and B of ``pair_id`` in the run's pair table (notebook 01's ``pairs.parquet``)."""
     from otinterp.data import read_pairs
@@ -557,15 +542,6 @@ def pair_prompts(params: Params, pair_id: str) -> tuple[str, str]:
     if pair_id not in pairs.index:
         raise ValueError(f"pair id {pair_id!r} is not in {params.pairs_path}")
     return pairs.at[pair_id, "prompt_a"], pairs.at[pair_id, "prompt_b"]
-
-
-def _seed_indices(values: Sequence[str]) -> list[int] | str:
-    if list(values) == ["all"]:
-        return "all"
-    try:
-        return [int(v) for v in values]
-    except ValueError:
-        raise ValueError(f"--seed-index takes integers or 'all', got {' '.join(values)}") from None
 
 
 def output_folder(params: Params, prompt_a: str, prompt_b: str) -> Path:
@@ -586,46 +562,20 @@ def _slug(prompt: str, limit: int = 40) -> str:
     return f"{slug[:limit].rstrip('-')}-{hashlib.sha1(prompt.encode()).hexdigest()[:6]}"
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, list[Path]]:
-    """The command line (see the module docstring); returns the files written."""
-    from otinterp.params import parse_overrides
+def explore_to_folder(params: Params, prompts: tuple[str, str], *, out_dir: str | Path | None = None,
+                      frames: int = 24, paths: Sequence[str] = C.PATHS, seed_indices: Sequence[int] | str = (0,),
+                      pair_id: str | None = None) -> dict[str, list[Path]]:
+    """``otinterp explore``: render, write every output to ``out_dir`` and print each path's measures.
 
-    parser = argparse.ArgumentParser(prog="python -m otinterp.explore", description=__doc__.split("\n\n")[0])
-    parser.add_argument("prompts", nargs="*", metavar="PROMPT", help="prompts A and B (or give --pair-id)")
-    parser.add_argument("--profile", default="smoke", help="params/<PROFILE>.yaml (default smoke)")
-    parser.add_argument("--frames", type=int, default=24, help="images per path, endpoints included (default 24)")
-    parser.add_argument("--seed-index", nargs="+", default=["0"], metavar="I",
-                        help="positions in the profile's seeds to render from, or 'all' (default 0)")
-    parser.add_argument("--paths", nargs="+", default=list(C.PATHS), choices=C.PATHS, help="paths to render")
-    parser.add_argument("--pair-id", help="take the prompts of this pair of the run's pair table")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
-    parser.add_argument("--out", type=Path, help="output folder (default <figures_dir>/explore/<slug-a>--<slug-b>)")
-    args = parser.parse_args(argv)
-    try:
-        params = profile_params(args.profile, parse_overrides(args.set))
-        if args.pair_id is not None:
-            if args.prompts:
-                raise ValueError("give either two prompts or --pair-id, not both")
-            prompts = pair_prompts(params, args.pair_id)
-        elif len(args.prompts) != 2:
-            raise ValueError(f"give exactly two prompts (A and B), got {len(args.prompts)}")
-        else:
-            prompts = tuple(args.prompts)
-        seed_indices = _seed_indices(args.seed_index)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        parser.error(str(err))
-    out_dir = args.out if args.out is not None else output_folder(params, *prompts)
+    ``out_dir`` defaults to :func:`output_folder` (named after the prompts). Returns the files written.
+    """
+    out_dir = Path(out_dir) if out_dir is not None else output_folder(params, *prompts)
     pipe, lpips_model = load_models(params)
-    explorations = explore_seeds(pipe, lpips_model, *prompts, params, seed_indices=seed_indices,
-                                 frames=args.frames, paths=args.paths, pair_id=args.pair_id)
+    explorations = explore_seeds(pipe, lpips_model, *prompts, params, seed_indices=seed_indices, frames=frames,
+                                 paths=paths, pair_id=pair_id)
     written = write_outputs(explorations, out_dir)
     if params.caveat:
         print("NOTE:", params.caveat, file=sys.stderr)
     for row in (r for ex in explorations for r in measure_rows(ex)):
         print(f"seed {row['seed']} {row['path']:>6}: {measure_line(row)}  cost {row['cost']:.4g}  W2 {row['w2']:.4g}")
-    print("\n".join(str(p) for paths in written.values() for p in paths))
     return written
-
-
-if __name__ == "__main__":
-    main()

@@ -11,23 +11,20 @@ and run ``make lab`` again for a fresh one.
 
 Command line (used by ``make lab``; prints the lab folder)::
 
-    python -m otinterp.lab PROFILE
+    otinterp lab --profile PROFILE
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
 from pathlib import Path
-from typing import Sequence
 
 import papermill
 
 from otinterp import params as params_mod
 from otinterp.notebooks import PROFILE_NAMES, notebook_parameters
 
-__all__ = ["lab_folder", "prepare", "main"]
+__all__ = ["lab_folder", "prepare"]
 
 
 def lab_folder(P: params_mod.Params) -> Path:
@@ -80,21 +77,3 @@ def _copy(source: Path, executed: Path, copy: Path, profile: str) -> None:
     else:
         papermill.execute_notebook(str(source), str(copy), parameters=notebook_parameters(source, profile),
                                    prepare_only=True, progress_bar=False)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m otinterp.lab", description=__doc__.split("\n\n")[0])
-    parser.add_argument("profile", help="a profile name (params/<name>.yaml) or a YAML path")
-    args = parser.parse_args(argv)
-    try:
-        folder, notes = prepare(args.profile)
-    except (OSError, TypeError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    for note in notes:
-        print(note, file=sys.stderr)
-    print(folder)
-
-
-if __name__ == "__main__":
-    main()

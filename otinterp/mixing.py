@@ -19,8 +19,10 @@ the caveat like every figure of the package.
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -33,7 +35,7 @@ from otinterp.params import Params
 
 __all__ = [
     "METHOD_LABELS", "weight_grid", "grid_edges", "grid_positions", "mix_grid", "grid_steps",
-    "Mixing", "mix_prompts", "measure_rows", "triangles_figure",
+    "Mixing", "mix_prompts", "measure_rows", "triangles_figure", "grid_to_file",
 ]
 
 #: Display names of the mixing methods.
@@ -303,3 +305,20 @@ def triangles_figure(mixing: Mixing, *, cell: float = 0.72):
     text = f"Three prompts mixed with weights on a triangle (r = {mx.r}); latent seed {mx.seed}\n" + "\n".join(lines)
     plots._suptitle(fig, plots._title(text, mx.caveat, mx.model))
     return fig
+
+
+def grid_to_file(params: Params, prompts: Sequence[str], out: str | Path, *, r: int = 3) -> list[Path]:
+    """``otinterp mix``: the triangles of three prompts (:func:`triangles_figure`) as ``out`` (PNG),
+    with the grids' smoothness printed; returns the files written."""
+    from otinterp.explore import load_models
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"the grid is written as PNG: give a .png file, got {out}")
+    pipe, lpips_model = load_models(params)
+    mixing = mix_prompts(pipe, lpips_model, prompts, params, r=r)
+    if params.caveat:
+        print("NOTE:", params.caveat, file=sys.stderr)
+    for row in measure_rows(mixing):
+        print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+    return plots.save_figure(triangles_figure(mixing), out.parent, out.stem, formats=("png",))

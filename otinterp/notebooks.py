@@ -2,34 +2,31 @@
 
 A notebook's ``parameters`` cell holds ``profile`` (a name or a YAML path) and ``overrides`` (a
 dict), plus, for notebooks that need them, literals of their own (notebook 05's prompts). The
-next cell calls :func:`otinterp.params.for_notebook`, so a notebook run by hand in JupyterLab, by
+next cell calls :meth:`otinterp.run.Run.open`, so a notebook run by hand in JupyterLab, by
 ``papermill -p profile paper``, or by ``make paper`` sees the same values. :func:`execute` runs a
 notebook in its own folder, as JupyterLab does, and streams its output to the terminal.
 
 Command line (used by ``make paper``)::
 
-    python -m otinterp.notebooks notebooks/02_experiment.ipynb runs/smoke/notebooks/02_experiment.ipynb \\
+    otinterp notebook notebooks/02_experiment.ipynb runs/smoke/notebooks/02_experiment.ipynb \\
         --profile smoke [--set seed=1]
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import papermill
 from jupyter_client.manager import AsyncKernelManager
 
 from otinterp import params as params_mod
 from otinterp import products
-from otinterp.params import REPO_ROOT, parse_overrides
-
-__all__ = ["notebook_parameters", "execute", "main", "REPO_ROOT"]
+__all__ = ["notebook_parameters", "execute", "run_notebook", "execute_compare"]
 
 #: The names every notebook's parameters cell declares.
 PROFILE_NAMES = ("profile", "overrides")
@@ -100,30 +97,42 @@ def execute(notebook: str | Path, output: str | Path, profile: str | Path, overr
     os.replace(partial, output)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m otinterp.notebooks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebook", type=Path)
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--profile", default="smoke", help="a profile name (params/<name>.yaml) or a YAML path")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override one parameter (YAML value), e.g. --set seed=1")
-    args = parser.parse_args(argv)
-    # What the notebook writes to stderr (the experiment's progress lines, warnings) reaches the
-    # terminal as it is produced; its tables and figures stay in the executed notebook.
+def run_notebook(source: str | Path, output: str | Path, profile: str | Path,
+                 overrides: dict[str, Any] | None = None) -> None:
+    """``otinterp notebook``: :func:`execute` with one line before and after on stderr.
+
+    What the notebook writes to stderr (the experiment's progress lines, warnings) reaches the
+    terminal as it is produced; its tables and figures stay in the executed notebook. A failed cell
+    is one line naming the cell and the ``*.failed.ipynb`` to read, and exit status 1.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    name, start = args.notebook.stem, time.perf_counter()
-    print(f"== {name} ({args.profile})", file=sys.stderr, flush=True)
+    source, output = Path(source), Path(output)
+    name, start = source.stem, time.perf_counter()
+    print(f"== {name} ({profile})", file=sys.stderr, flush=True)
     try:
-        execute(args.notebook, args.output, args.profile, parse_overrides(args.set), log_output=True)
+        execute(source, output, profile, overrides, log_output=True)
     except papermill.PapermillExecutionError as err:
         print(f"error: {name} failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
-              f"(see {args.output.with_suffix('.failed.ipynb')})", file=sys.stderr)
+              f"(see {output.with_suffix('.failed.ipynb')})", file=sys.stderr)
         raise SystemExit(1) from None
-    except (OSError, TypeError, ValueError) as err:
-        print(f"error: {name}: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(f"== {name} done in {time.perf_counter() - start:.0f} s -> {args.output}", file=sys.stderr, flush=True)
+    print(f"== {name} done in {time.perf_counter() - start:.0f} s -> {output}", file=sys.stderr, flush=True)
 
 
-if __name__ == "__main__":
-    main()
+def execute_compare(source: str | Path, output: str | Path, *, runs: dict[str, str],
+                    figures_dir: str | Path) -> None:
+    """``otinterp compare``: notebook 06 on ``runs`` (label → run folder; empty: every finished run
+    under the runs folder), writing its tables and figures to ``figures_dir``."""
+    source, output = Path(source).resolve(), Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    print(f"== {source.stem}", file=sys.stderr, flush=True)
+    try:
+        papermill.execute_notebook(
+            str(source), str(output), parameters={"runs": runs, "figures_dir": str(Path(figures_dir).resolve())},
+            cwd=str(source.parent), kernel_name="python3", log_output=True, progress_bar=False,
+            **({"kernel_manager_class": LocalKernelManager} if os.name == "posix" else {}),
+        )
+    except papermill.PapermillExecutionError as err:
+        print(f"error: {source.stem} failed in cell {err.exec_count}: {err.ename}: {err.evalue} (see {output})",
+              file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"== {source.stem} done -> {output}; tables and figures in {figures_dir}", file=sys.stderr, flush=True)

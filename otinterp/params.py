@@ -6,7 +6,8 @@ error naming the key. The run folder and the figure folder follow from the name
 (``runs/<name>``, ``figures/<name>`` under the repository, or under ``$OTINTERP_RUNS`` and
 ``$OTINTERP_FIGURES`` when set) unless the profile sets ``run_dir`` / ``figures_dir``. Relative
 paths in a profile are relative to the repository (the folder above ``params/``). The notebooks,
-the command lines and ``make`` all go through :func:`load`, so they agree.
+the command line and ``make`` all reach a run through :meth:`otinterp.run.Run.open`, which calls
+:func:`load`, so they agree.
 """
 from __future__ import annotations
 
@@ -21,10 +22,9 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from otinterp import products
 
 __all__ = [
-    "Params", "load", "make", "for_notebook", "profile_file", "profiles", "check_inputs", "REPO_ROOT", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS", "RANDOM_WEIGHT_MODELS",
+    "Params", "load", "make", "profile_file", "profiles", "runs_root", "figures_root", "check_inputs", "REPO_ROOT", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS", "RANDOM_WEIGHT_MODELS",
     "RANDOM_WEIGHTS_NOTE",
 ]
 
@@ -98,10 +98,6 @@ class Params:
     figure_pair_ids: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.run_dir is None:
-            object.__setattr__(self, "run_dir", str(_folder("OTINTERP_RUNS", "runs") / self.profile))
-        if self.figures_dir is None:
-            object.__setattr__(self, "figures_dir", str(_folder("OTINTERP_FIGURES", "figures") / self.profile))
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), _hints()[f.name])
         positive = ("n_perms", "per_group", "n_intervals", "steps", "height", "width", "batch_size",
@@ -115,8 +111,8 @@ class Params:
         for name in ("height", "width"):
             if getattr(self, name) % 8:
                 raise ValueError(f"parameter {name!r} must be a multiple of 8, got {getattr(self, name)}")
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"parameter 'alpha' must be in (0, 1), got {self.alpha}")
+        if not 0 < self.alpha < 0.5:  # the verdicts' intervals are at 1 − 2α (docs/definitions.md §9)
+            raise ValueError(f"parameter 'alpha' must be in (0, 0.5), got {self.alpha}")
         if not 0 <= self.min_effect <= 1:
             raise ValueError(f"parameter 'min_effect' must be in [0, 1], got {self.min_effect}")
         known = ("ot", "clip", "random", "slerp")
@@ -191,32 +187,6 @@ class Params:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def result_key(self) -> dict[str, Any]:
-        """The fields that decide the experiment's numbers (:data:`RESULT_FIELDS`).
-
-        A local model enters as :attr:`model_identity`, not as its path, so the same weights
-        mounted elsewhere (a login node and a compute node, a moved repository) key the same.
-        """
-        return {name: self.model_identity if name == "model" else getattr(self, name) for name in RESULT_FIELDS}
-
-    @property
-    def model_identity(self) -> str:
-        """``model`` for a spec or hub id; for a local folder or file, its name and a fingerprint.
-
-        A folder is fingerprinted by its ``model_index.json`` and the config files beside it, a
-        single checkpoint file by its size (hashing gigabytes of weights would take minutes).
-        """
-        path = Path(self.model)
-        if not path.exists():
-            return self.model
-        digest = hashlib.sha256()
-        if path.is_dir():
-            for config in sorted(path.glob("*.json")) + sorted(path.glob("*/config.json")):
-                digest.update(config.relative_to(path).as_posix().encode() + config.read_bytes())
-        else:
-            digest.update(str(path.stat().st_size).encode())
-        return f"local:{path.name}@{digest.hexdigest()[:16]}"
-
 
 #: Fields whose change changes the experiment's results; a results folder is tied to them.
 RESULT_FIELDS = (
@@ -231,9 +201,14 @@ PATH_FIELDS = tuple(
 )
 
 
-def _folder(variable: str, default: str) -> Path:
-    """The folder that holds every profile's runs (or figures): ``$variable`` or the repository's."""
-    return Path(os.environ.get(variable) or REPO_ROOT / default)
+def runs_root() -> Path:
+    """The folder that holds every profile's run folder: ``$OTINTERP_RUNS`` or the repository's ``runs/``."""
+    return Path(os.environ.get("OTINTERP_RUNS") or REPO_ROOT / "runs")
+
+
+def figures_root() -> Path:
+    """The folder that holds every profile's figures: ``$OTINTERP_FIGURES`` or the repository's ``figures/``."""
+    return Path(os.environ.get("OTINTERP_FIGURES") or REPO_ROOT / "figures")
 
 
 def _hints() -> dict[str, Any]:
@@ -244,7 +219,11 @@ def _check_names(values: dict[str, Any]) -> None:
     known = {f.name for f in dataclasses.fields(Params)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+        import difflib
+
+        close = [m for name in unknown for m in difflib.get_close_matches(name, known, n=1)]
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))}{hint}; known: {', '.join(sorted(known))}")
 
 
 def _check_type(name: str, value: Any, hint: Any) -> None:
@@ -282,8 +261,15 @@ def _describe(hint: Any) -> str:
 
 
 def make(**values: Any) -> Params:
-    """Params from keyword values (the rest keep their defaults); unknown names are errors."""
+    """Params from keyword values (the rest keep their defaults); unknown names are errors.
+
+    The folders not given follow from the profile's name: ``run_dir`` is ``runs_root() / profile``
+    and ``figures_dir`` is ``figures_root() / profile`` (the one place that reads the environment).
+    """
     _check_names(values)
+    profile = values.get("profile", Params.profile)
+    values.setdefault("run_dir", str(runs_root() / profile))
+    values.setdefault("figures_dir", str(figures_root() / profile))
     return Params(**_as_floats(values))
 
 
@@ -353,15 +339,6 @@ def load(path: str | Path, **overrides: Any) -> Params:
         raise type(err)(f"{path}: {err}") from None
 
 
-def for_notebook(profile: str, overrides: dict[str, Any] | None = None) -> Params:
-    """The parameters a notebook runs with: ``profile`` (a name or a YAML path) and ``overrides``.
-
-    A notebook's ``parameters`` cell holds only these two literals; everything else comes from
-    the profile, so a notebook run by hand and one run by ``make paper`` see the same values.
-    """
-    return load(profile, **(overrides or {}))
-
-
 def check_inputs(params: Params) -> None:
     """Read the input files of ``params`` as notebook 01 will, and raise what its readers raise.
 
@@ -397,47 +374,3 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             raise ValueError(f"an override must look like NAME=VALUE, got {item!r}")
         overrides[name.strip()] = yaml.safe_load(text)
     return overrides
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m otinterp.params --check|--inputs|--stale|--show NAME PROFILE``: used by the Makefile.
-
-    Bad input ends with one line on stderr and exit status 2, never a traceback. ``--stale``
-    prints the executed notebooks whose products changed since they ran
-    (:func:`otinterp.products.stale`), one a line, and says why on stderr.
-    """
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m otinterp.params")
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--check", action="store_true", help="validate the profile and read its input files")
-    action.add_argument("--inputs", action="store_true", help="print the data files notebook 01 reads")
-    action.add_argument("--stale", action="store_true",
-                        help="print the executed notebooks whose products (pairs, results) changed since they ran")
-    action.add_argument("--show", metavar="NAME", help="print one parameter's value")
-    parser.add_argument("profile", help="a profile name (params/<name>.yaml) or a YAML path")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    args = parser.parse_args(argv)
-    try:
-        p = load(args.profile, **parse_overrides(args.set))
-        if args.check:
-            check_inputs(p)
-            print(f"profile {p.profile}: model {p.model} on {p.device}, pairs from {p.pairs_source}; "
-                  f"run folder {p.run_dir}")
-        elif args.inputs:
-            print(" ".join(p.input_files()))
-        elif args.stale:
-            for notebook, why in products.stale(p.run_dir).items():
-                print(f"{notebook.name} runs again: {why}", file=sys.stderr)
-                print(notebook)
-        else:
-            _check_names({args.show: None})
-            print(getattr(p, args.show))
-    except (OSError, TypeError, ValueError) as err:
-        print("error:", " ".join(str(err).split()), file=sys.stderr)  # one line, whatever a reader says
-        raise SystemExit(2) from None
-
-
-if __name__ == "__main__":
-    main()

@@ -4,7 +4,7 @@
 deleted, or a part moved to ``results/damaged/``, after notebook 02 ran. So the notebook runner
 (:func:`otinterp.notebooks.execute`) writes, beside each executed notebook that has products
 (:data:`PRODUCTS`), their listing (file names and sizes) in ``<notebook>.products.json``;
-``python -m otinterp.params --stale PROFILE`` names the executed notebooks whose products no
+``otinterp settings --profile PROFILE --stale`` names the executed notebooks whose products no
 longer match, and the Makefile runs those again (and so everything after them). Only the file
 system's listing is read (a glob and a ``stat`` per file), never the files themselves.
 """

@@ -8,6 +8,7 @@ import papermill
 import pytest
 
 from otinterp import compare, params, stats, store
+from otinterp.store import result_key
 from otinterp.data import write_pairs
 from otinterp.plots import save_figure
 
@@ -56,7 +57,7 @@ def fake_run(run_dir, model, *, gain=lambda g: 0.02 * g, seeds=(0,), per_group=P
     rng = np.random.default_rng(rng_seed)
     rows = [r for pair in pairs.itertuples() for s in seeds for r in unit_rows(pair, s, p, rng, gain)]
     units = [(store.pair_key(pr.pair_id, pr.prompt_a, pr.prompt_b), s) for pr in pairs.itertuples() for s in seeds]
-    store.write_part(run_dir / "results", pd.DataFrame(rows), units, p.couplings, p.result_key(), "test")
+    store.write_part(run_dir / "results", pd.DataFrame(rows), units, p.couplings, result_key(p), "test")
     return run_dir
 
 

@@ -15,6 +15,7 @@ import torch
 
 import otinterp.render
 from otinterp import experiment, params, store
+from otinterp.store import result_key
 from otinterp.couplings import COUPLINGS, ot_coupling, pair_rng, random_coupling
 from otinterp.models import load_pipeline
 from otinterp.ppl import load_lpips
@@ -174,7 +175,7 @@ def test_after_a_kill_no_valid_part_is_lost(killed, tmp_path, pipe, lpips_model,
     if p is P:
         got = experiment.run(p, pairs.iloc[:3], out, pipe=pipe, lpips_model=lpips_model, disable=True,
                              repair=then == "repair")
-        assert len(got) == 3 * 3 and store.read_manifest(out / "manifest.json")["key"] == P.result_key()
+        assert len(got) == 3 * 3 and store.read_manifest(out / "manifest.json")["key"] == result_key(P)
     else:
         refusal = "steps: 3 in the parts, 4 asked" if manifest_lost else "steps: 3 there, 4 now"
         with pytest.raises(ValueError, match=refusal):
@@ -333,8 +334,8 @@ def test_parts_record_their_settings_and_units(tmp_path, pipe, lpips_model, pair
     (part,) = (tmp_path / "parts").glob("part-*.parquet")
     meta = json.loads(pq.read_schema(part).metadata[b"otinterp"])
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert meta["key_sha256"] == manifest["key_sha256"] == store.settings_sha256(P.result_key())
-    assert meta["key"] == P.result_key() and meta["schema_version"] == store.SCHEMA_VERSION == 2
+    assert meta["key_sha256"] == manifest["key_sha256"] == store.settings_sha256(result_key(P))
+    assert meta["key"] == result_key(P) and meta["schema_version"] == store.SCHEMA_VERSION == 2
     assert meta["units"] == [[store.pair_key("pair-cat", pairs.prompt_a[0], pairs.prompt_b[0]), 0]]
     assert manifest["git"].keys() == {"commit", "dirty"} and manifest["pairs_sha256"] and manifest["n_pairs"] == 1
 
@@ -401,7 +402,7 @@ def test_cli_runs_a_shard_and_a_dry_run(tmp_path, pairs):
     pairs.iloc[:2].to_parquet(tmp_path / "pairs.parquet")
     profile = tmp_path / "p.yaml"
     profile.write_text("n_intervals: 2\nsteps: 2\nheight: 32\nwidth: 32\npairs_per_part: 1\nlpips_backbone: random\n")
-    cmd = [sys.executable, "-m", "otinterp.experiment", "--params", str(profile), "--pairs",
+    cmd = [sys.executable, "-m", "otinterp", "run", "--profile", str(profile), "--pairs",
            str(tmp_path / "pairs.parquet"), "--out", str(tmp_path / "res")]
     env = {**os.environ, "TQDM_DISABLE": "1"}
     dry = subprocess.run(cmd + ["--dry-run"], capture_output=True, text=True, env=env)
@@ -476,7 +477,7 @@ def test_manifest_params_check_the_profile_and_keep_the_speed_options(tmp_path, 
     assert (again.batch_size, again.channels_last) == (P.batch_size, P.channels_last)  # as the images were made
     with pytest.raises(ValueError, match=r"other settings than profile 'smoke' \(steps: 3 there, 5 now\)"):
         store.manifest_params(tmp_path, P.replace(steps=5))
-    assert "settings " + store.settings_sha256(P.result_key())[:12] in store.trace_note(tmp_path)
+    assert "settings " + store.settings_sha256(result_key(P))[:12] in store.trace_note(tmp_path)
 
 
 def test_a_pilot_run_reads_back_only_its_own_pairs(tmp_path, pipe, lpips_model, pairs):

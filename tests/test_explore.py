@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from otinterp import explore as E
+from otinterp import cli, explore as E
+from otinterp.run import Run
 from otinterp.couplings import COUPLINGS, PATHS
 from otinterp.ppl import MEASURES
 from otinterp.text import tokenize
@@ -26,7 +27,7 @@ def close_figures():
 
 @pytest.fixture(scope="module")
 def params():
-    return E.profile_params("smoke", FAST)
+    return Run.open("smoke", **FAST).config
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +42,11 @@ def exploration(models, params):
 
 def test_command_line_writes_strips_animations_coupling_and_measures(tmp_path):
     frames = 5
-    written = E.main([A, B, "--profile", "smoke", "--frames", str(frames), "--set", "steps=2",
+    cli.main(["explore", A, B, "--profile", "smoke", "--frames", str(frames), "--set", "steps=2",
                       "--set", "seeds=[0, 3]", "--seed-index", "all", "--out", str(tmp_path)])
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["coupling.png", "measures.json", "paths_seed0.gif", "paths_seed0.mp4", "paths_seed3.gif",
                      "paths_seed3.mp4", "strips_seed0.png", "strips_seed3.png"]
-    assert sorted(written) == ["coupling", "gif", "json", "mp4", "strips"]
     gif = imageio.mimread(tmp_path / "paths_seed0.gif")
     assert len(gif) == frames
     assert gif[0].shape[0] % 16 == 0 and gif[0].shape[1] % 16 == 0
@@ -80,13 +80,13 @@ def test_command_line_writes_into_a_folder_named_after_the_prompts(params):
 
 def test_command_line_errors_are_one_line(capsys):
     with pytest.raises(SystemExit):
-        E.main(["only one prompt"])
+        cli.main(["explore", "only one prompt"])
     assert "give exactly two prompts" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        E.main([A, B, "--profile", "nonexistent"])
+        cli.main(["explore", A, B, "--profile", "nonexistent"])
     assert "unknown profile 'nonexistent'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        E.main([A, B, "--seed-index", "x"])
+        cli.main(["explore", A, B, "--seed-index", "x"])
     assert "--seed-index takes integers or 'all'" in capsys.readouterr().err
 
 
@@ -172,22 +172,22 @@ def test_pair_id_takes_the_run_pairs_prompts_and_random_coupling(tmp_path, model
     pairs = bundled_pairs().head(3)
     write_pairs(pairs, tmp_path / "run" / "pairs.parquet")
     pid, a, b = pairs.iloc[1][["pair_id", "prompt_a", "prompt_b"]]
-    E.main(["--pair-id", pid, "--frames", "3", "--paths", "clip", "random", "--set", "steps=1",
+    cli.main(["explore", "--pair-id", pid, "--frames", "3", "--paths", "clip", "random", "--set", "steps=1",
             "--set", f"run_dir={tmp_path / 'run'}", "--out", str(tmp_path / "out")])
     record = json.loads((tmp_path / "out" / "measures.json").read_text())
     assert (record["prompt_a"], record["prompt_b"], record["pair_id"]) == (a, b, pid)
     assert [r["path"] for r in record["rows"]] == ["clip", "random"]
     assert not (tmp_path / "out" / "coupling.png").exists()  # drawn when OT and CLIP are both there
-    params = E.profile_params("smoke", {"steps": 1})
+    params = Run.open("smoke", steps=1).config
     ex = E.explore(*models, a, b, params, frames=2, paths=["random"], pair_id=pid)
     np.testing.assert_array_equal(ex.perms["random"], random_coupling(77, pair_rng(params.seed, pid)))
     with pytest.raises(SystemExit):
-        E.main(["--pair-id", "no-such-pair", "--set", f"run_dir={tmp_path / 'run'}"])
+        cli.main(["explore", "--pair-id", "no-such-pair", "--set", f"run_dir={tmp_path / 'run'}"])
 
 
 @pytest.mark.parametrize("model, rows", [("sdxl-tiny", 77), ("flux-tiny", 256)])
 def test_command_line_runs_on_families_with_a_global_vector(tmp_path, model, rows):
-    E.main([A, B, "--frames", "3", "--set", f"model={model}", "--set", "steps=1", "--out", str(tmp_path)])
+    cli.main(["explore", A, B, "--frames", "3", "--set", f"model={model}", "--set", "steps=1", "--out", str(tmp_path)])
     record = json.loads((tmp_path / "measures.json").read_text())
     assert record["model"] == model
     assert [r["path"] for r in record["rows"]] == list(PATHS)
@@ -223,7 +223,7 @@ def test_paths_are_the_experiments_on_a_family_with_a_global_vector():
     from otinterp.experiment import render_unit
     from otinterp.families import family_of
 
-    params = E.profile_params("smoke", {"model": "sdxl-tiny", "steps": 1, "n_intervals": 3})
+    params = Run.open("smoke", model="sdxl-tiny", steps=1, n_intervals=3).config
     pipe, lpips_model = E.load_models(params)
     ex = E.explore(pipe, lpips_model, A, B, params, frames=4, paths=COUPLINGS, pair_id="p1")
     cond = family_of(pipe).encode(pipe, [A, B])
@@ -240,7 +240,7 @@ def test_random_lpips_backbone_is_the_experiments_for_the_runs_seed():
     """The explorer's LPIPS is built as the experiment builds it: a random backbone seeded with ``seed``."""
     from otinterp.ppl import load_lpips
 
-    params = E.profile_params("smoke", {"seed": 7})
+    params = Run.open("smoke", seed=7).config
     _, lpips_model = E.load_models(params)
     same = load_lpips(params.lpips_net, params.lpips_backbone, device=params.device, seed=7)
     other = load_lpips(params.lpips_net, params.lpips_backbone, device=params.device, seed=0)

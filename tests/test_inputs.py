@@ -21,7 +21,7 @@ def check(tmp_path, profile_text):
     profile = tmp_path / "mine.yaml"
     profile.write_text(profile_text)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([sys.executable, "-m", "otinterp.params", "--check", str(profile)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "otinterp", "check", "--profile", str(profile)], capture_output=True,
                           text=True, env={**os.environ, "OTINTERP_RUNS": str(tmp_path / "runs")})
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return proc, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from otinterp import lab
+from otinterp import cli, lab
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE_NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb") if not p.name.startswith("06_"))
@@ -56,9 +56,9 @@ def test_lab_copies_are_never_replaced_and_outdated_ones_are_named(runs, tmp_pat
 
 
 def test_lab_command_prints_the_folder_and_fails_in_one_line(runs, capsys):
-    lab.main(["smoke"])
+    cli.main(["lab", "--profile", "smoke"])
     assert capsys.readouterr().out.strip() == str(runs / "smoke" / "lab")
     with pytest.raises(SystemExit) as stop:
-        lab.main(["nope"])
+        cli.main(["lab", "--profile", "nope"])
     assert stop.value.code == 2 and capsys.readouterr().err.startswith("error: unknown profile 'nope'")
 

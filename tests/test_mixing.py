@@ -9,6 +9,7 @@ import torch
 
 from otinterp import explore as E
 from otinterp import mixing as M
+from otinterp.run import Run
 from otinterp.experiment import path_embeddings
 from otinterp.families import family_of
 from otinterp.plots import save_figure
@@ -54,7 +55,7 @@ def test_bad_resolution():
 
 @pytest.fixture(scope="module", params=["tiny", "sdxl-tiny", "flux-tiny"])
 def mixed(request):
-    params = E.profile_params("smoke", {"model": request.param, "steps": 1})
+    params = Run.open("smoke", model=request.param, steps=1).config
     pipe, lpips_model = E.load_models(params)
     return pipe, params, M.mix_prompts(pipe, lpips_model, PROMPTS, params, r=2)
 

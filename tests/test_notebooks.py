@@ -59,7 +59,7 @@ def test_committed_notebooks_are_clean_and_take_a_profile(path):
     assert {"profile", "overrides"} <= set(declared)
     assert declared["profile"]["default"] == '"smoke"' and declared["overrides"]["default"] == "{}"
     code = [c.source for c in nb.cells if c.cell_type == "code"]
-    assert "params.for_notebook(profile, overrides)" in code[1], "the cell after parameters derives P from the profile"
+    assert "run = Run.open(profile, **overrides)" in code[1], "the cell after parameters opens the run of the profile"
 
 
 def test_comparison_notebook_is_clean():
@@ -81,7 +81,7 @@ def test_notebook_run_by_hand_does_not_touch_another_profiles_run(tmp_path, monk
 
 
 def test_runner_command_line_fails_in_one_line_for_a_bad_profile(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "otinterp.notebooks", str(ROOT / "notebooks" / "01_dataset.ipynb"),
+    proc = subprocess.run([sys.executable, "-m", "otinterp", "notebook", str(ROOT / "notebooks" / "01_dataset.ipynb"),
                            str(tmp_path / "out.ipynb"), "--profile", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: 01_dataset: unknown profile 'nope'")
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown profile 'nope'")

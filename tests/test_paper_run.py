@@ -24,7 +24,7 @@ def make(*args, root):
 
 def commands(proc):
     """The notebooks a `make -n` would run."""
-    return [line.split()[3] for line in proc.stdout.splitlines() if "-m otinterp.notebooks" in line]
+    return [line.split()[2] for line in proc.stdout.splitlines() if "otinterp notebook " in line]
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 
 from otinterp import params
+from otinterp.run import Run
+from otinterp.store import result_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +64,7 @@ def test_wrong_types_are_named(tmp_path, text, match):
     [
         ({"steps": 0}, r"'steps' must be >= 1"),
         ({"height": 60}, r"'height' must be a multiple of 8"),
-        ({"alpha": 1.5}, r"'alpha' must be in \(0, 1\)"),
+        ({"alpha": 1.5}, r"'alpha' must be in \(0, 0.5\)"),
         ({"max_pairs": -1}, r"'max_pairs' must be >= 1, got -1"),
         ({"lpips_resize": 0}, r"'lpips_resize' must be >= 1"),
         ({"seed": -3}, r"'seed' must be >= 0"),
@@ -85,8 +87,8 @@ def test_missing_file_and_non_mapping(tmp_path):
 
 def test_result_key_changes_with_result_fields_only():
     a = params.make()
-    assert a.result_key() == a.replace(batch_size=7, device="cuda").result_key()
-    assert a.result_key() != a.replace(steps=9).result_key()
+    assert result_key(a) == result_key(a.replace(batch_size=7, device="cuda"))
+    assert result_key(a) != result_key(a.replace(steps=9))
 
 
 def test_resolved_makes_paths_absolute_and_finds_local_models(tmp_path):
@@ -134,7 +136,7 @@ def test_a_profile_line_that_disagrees_with_the_file_name_is_an_error(tmp_path):
 def test_unknown_profile_names_the_existing_ones():
     with pytest.raises(FileNotFoundError, match=r"unknown profile .nope.*profiles: demo, flux, paper, sd21, sd3, sdxl, smoke"):
         params.load("nope")
-    assert params.for_notebook("smoke", {"seed": 2}).seed == 2
+    assert Run.open("smoke", seed=2).config.seed == 2
 
 
 @pytest.mark.parametrize("field, value, match", [
@@ -161,10 +163,11 @@ def test_check_command_fails_in_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("pairs_source: csv\npairs_csv: missing.csv\n")
     for profile, message in (("nope", "unknown profile 'nope'"), (str(bad), "missing.csv does not exist")):
-        proc = subprocess.run([sys.executable, "-m", "otinterp.params", "--check", profile], capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "otinterp", "check", "--profile", profile], capture_output=True,
                               text=True)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
-    ok = subprocess.run([sys.executable, "-m", "otinterp.params", "--check", "smoke"], capture_output=True, text=True)
+    ok = subprocess.run([sys.executable, "-m", "otinterp", "check", "--profile", "smoke"], capture_output=True,
+                        text=True)
     assert ok.returncode == 0 and "profile smoke: model tiny" in ok.stdout
 
 
@@ -188,7 +191,7 @@ def test_every_shipped_profile_validates(profile):
 def test_replace_keys_integers_as_floats_like_make():
     p = params.make().replace(guidance=8)
     assert p.guidance == 8.0 and isinstance(p.guidance, float)
-    assert p.result_key() == params.make(guidance=8.0).result_key()
+    assert result_key(p) == result_key(params.make(guidance=8.0))
 
 
 def test_a_local_model_keys_by_its_configs_not_its_path(tmp_path):
@@ -197,9 +200,9 @@ def test_a_local_model_keys_by_its_configs_not_its_path(tmp_path):
         (folder / "unet").mkdir(parents=True)
         (folder / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
         (folder / "unet" / "config.json").write_text('{"sample_size": 64}')
-    keys = [params.make(model=str(tmp_path / p / "stable-diffusion-v1-5")).result_key()["model"]
+    keys = [result_key(params.make(model=str(tmp_path / p / "stable-diffusion-v1-5")))["model"]
             for p in ("login", "compute")]
     assert keys[0] == keys[1] and keys[0].startswith("local:stable-diffusion-v1-5@")
     (tmp_path / "compute" / "stable-diffusion-v1-5" / "unet" / "config.json").write_text('{"sample_size": 96}')
-    assert params.make(model=str(tmp_path / "compute" / "stable-diffusion-v1-5")).result_key()["model"] != keys[0]
-    assert params.make(model="tiny").result_key()["model"] == "tiny"
+    assert result_key(params.make(model=str(tmp_path / "compute" / "stable-diffusion-v1-5")))["model"] != keys[0]
+    assert result_key(params.make(model="tiny"))["model"] == "tiny"

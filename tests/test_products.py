@@ -70,7 +70,8 @@ def test_stale_command_prints_the_notebooks_to_run_again(tmp_path):
     run = tmp_path / "smoke"
     (run / "notebooks").mkdir(parents=True)
     (run / "notebooks" / "02_experiment.ipynb").write_text("{}")
-    proc = subprocess.run([sys.executable, "-m", "otinterp.params", "--stale", "smoke"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "otinterp", "settings", "--profile", "smoke", "--stale"],
+                          capture_output=True,
                           text=True, env={**os.environ, "OTINTERP_RUNS": str(tmp_path)})
     assert proc.returncode == 0 and proc.stdout.split() == [str(run / "notebooks" / "02_experiment.ipynb")]
     assert proc.stderr.startswith("02_experiment.ipynb runs again: no readable record"), proc.stderr

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from otinterp import experiment, params, store
+from otinterp.store.keys import result_key
 from otinterp.store.records import PROVENANCE_FIELDS, provenance
 
 P8 = params.make(steps=8, lpips_backbone="random")
@@ -26,7 +27,7 @@ def fake_rows(rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame([
         {"pair_key": store.pair_key(r.pair_id, r.prompt_a, r.prompt_b), "pair_id": r.pair_id, "seed": seed,
          "coupling": c, "prompt_a": r.prompt_a, "prompt_b": r.prompt_b, "group": r.group, "score": r.score,
-         "ppl": 0.1 * j + r.group}
+         "distances": [0.1 * j + r.group] * 2, "end_to_end": 0.1, "farthest_from_ends": 0.05}
         for r in rows.itertuples() for j, c in enumerate(P8.couplings)])
 
 
@@ -43,7 +44,7 @@ def write(out, p, rows: slice, version: int = 2, run: str = "test"):
     """One part of ``p``'s settings holding the pairs ``PAIRS[rows]`` under seed 0, in ``version``'s layout."""
     chunk = PAIRS.iloc[rows]
     path = store.write_part(out, fake_rows(chunk), [(k, 0) for k in store.pair_keys(chunk)], p.couplings,
-                            p.result_key(), run)
+                            result_key(p), run)
     if version == 1:
         as_version_1(path)
     return path
@@ -200,7 +201,7 @@ def test_a_part_of_a_newer_schema_is_refused_and_never_moved(tmp_path):
 def test_both_layouts_read_the_same_and_parts_of_other_settings_never_share_a_name(tmp_path):
     v2 = store.read_part(write(tmp_path / "a", P8, slice(0, 2)))
     v1 = store.read_part(write(tmp_path / "b", P8, slice(0, 2), version=1))
-    assert (v2.schema_version, v1.schema_version) == (2, 1) and (v2.key, v1.key) == (P8.result_key(), None)
+    assert (v2.schema_version, v1.schema_version) == (2, 1) and (v2.key, v1.key) == (result_key(P8), None)
     assert (v1.units, v1.couplings, v1.key_sha256) == (v2.units, v2.couplings, v2.key_sha256)
     assert write(tmp_path / "a", P6, slice(0, 2)).name != v2.path.name
 

@@ -161,7 +161,7 @@ def source_pairs(P: Params) -> pd.DataFrame:
     ``bundled``: :func:`bundled_pairs`; ``csv``: :func:`load_pairs_csv` of ``P.pairs_csv``;
     ``cxc``: :func:`load_cxc` of ``P.cxc_paths`` resolved by :func:`resolve_cxc` with
     :func:`load_karpathy_captions` of ``P.karpathy_path``. Paths are used as given (relative ones
-    against the working directory). ``python -m otinterp.params --check`` calls it, so ``make
+    against the working directory). ``otinterp check`` calls it, so ``make
     paper`` stops on a bad input file before any notebook runs.
 
     Returns

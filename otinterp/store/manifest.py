@@ -18,7 +18,7 @@ import pandas as pd
 from otinterp.params import Params
 from otinterp.store.errors import DamagedResults
 from otinterp.store.index import ResultIndex
-from otinterp.store.keys import differences, settings_sha256
+from otinterp.store.keys import differences, result_key, settings_sha256
 from otinterp.store.parts import Part
 from otinterp.store.records import PROVENANCE_FIELDS, first_record, now, provenance, read_json, write_json
 
@@ -79,7 +79,7 @@ def open_results(out_dir: str | Path, params: Params, pairs: pd.DataFrame, *,
         For a damaged manifest (without ``repair``) or part (without ``repair``), named.
     """
     out_dir = Path(out_dir)
-    key = params.result_key()
+    key = result_key(params)
     path = out_dir / "manifest.json"
     manifest, damage = _existing(path)
     if manifest is not None:
@@ -161,7 +161,7 @@ def manifest_params(out_dir: str | Path, params: Params | None = None) -> Params
     recorded = manifest["params"]
     if params is None:  # fields an older version recorded and this one no longer has are left out
         return make(**{k: v for k, v in recorded.items() if k in Params.__dataclass_fields__})
-    diffs = differences(manifest["key"], params.result_key())
+    diffs = differences(manifest["key"], result_key(params))
     if diffs:
         raise ValueError(f"{out_dir} holds results of other settings than profile {params.profile!r} "
                          f"({'; '.join(diffs)})")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from otinterp.io import atomic_write
 from otinterp.params import Params, profile_text
-from otinterp.store.keys import pairs_sha256, settings_sha256
+from otinterp.store.keys import pairs_sha256, result_key, settings_sha256
 
 __all__ = [
     "SAME_ARCHITECTURE", "PROVENANCE_FIELDS", "device_name", "provenance", "start_record", "finish_record",
@@ -105,7 +105,7 @@ def start_record(out_dir: Path, params: Params, pairs: pd.DataFrame, shard: tupl
     """Write ``runs/<id>.json`` for this invocation (its provenance, settings hash and shard); return its path."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%f")  # two runs in a second differ
     path = out_dir / "runs" / f"{stamp}-{socket.gethostname()}-{os.getpid()}.json"
-    record = {**provenance(params, pairs), "key_sha256": settings_sha256(params.result_key()), "shard": list(shard),
+    record = {**provenance(params, pairs), "key_sha256": settings_sha256(result_key(params)), "shard": list(shard),
               "started": now()}
     return write_json(record, path)
 
