@@ -148,14 +148,17 @@ def timed(fn: Callable[[], Any], device: str) -> tuple[float, Any]:
 
 
 def scoring_seconds(pipe, cond: dict, pairs: pd.DataFrame, p: params.Params, lpips_model) -> tuple[float, float]:
-    """Seconds of the couplings and path points (OT) and of LPIPS scoring for ``pairs``, as the experiment does them."""
-    units = [(pid, cond[a], cond[b]) for pid, a, b in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
-    t_ot, _ = timed(lambda: [experiment.path_embeddings(
+    """Seconds of the couplings, path points and content/padding split (OT) and of LPIPS scoring for
+    ``pairs``, as the experiment does them."""
+    units = [(pid, (a, b), cond[a], cond[b])
+             for pid, a, b in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
+    t_ot, _ = timed(lambda: [(experiment.path_embeddings(
         ca.tokens, cb.tokens, pid, seed=p.seed, n_intervals=p.n_intervals, couplings=p.couplings,
-        pooled=None if ca.pooled is None else (ca.pooled, cb.pooled)) for pid, ca, cb in units], "cpu")
+        pooled=None if ca.pooled is None else (ca.pooled, cb.pooled)), experiment.pair_columns(pipe, ca, cb, prompts))
+        for pid, prompts, ca, cb in units], "cpu")
     fake = {name: {"cost": 1.0, "w2": 1.0, "images": torch.rand(p.n_intervals + 1, 3, p.height, p.width)}
             for name in p.couplings}
-    t_lpips, _ = timed(lambda: [experiment.unit_rows(row, "key", 0, fake, lpips_model, p, "bench")
+    t_lpips, _ = timed(lambda: [experiment.unit_rows(row, "key", 0, fake, lpips_model, p, "bench", {})
                                   for _, row in pairs.iterrows()], p.device)
     return t_ot, t_lpips
 

@@ -304,13 +304,30 @@ class Encodings(Mapping):
 
 # --- result rows ------------------------------------------------------------------------------
 
+def pair_columns(pipe, cond_a: Conditioning, cond_b: Conditioning, prompts: Sequence[str],
+                 ot_perm: np.ndarray | None = None) -> dict[str, Any]:
+    """The columns every row of a pair carries, whatever the path: its global vectors' gap and
+    where OT's saving over CLIP comes from (docs/definitions.md §14).
+
+    ``global_distance`` is ``||g_A − g_B||`` of the two prompts' global vectors (NaN for families
+    without one: every path moves the global vector along the same straight line), ``global_path``
+    ``"linear"`` or ``"none"``; then :func:`otinterp.couplings.saving_by_rows` of the OT coupling
+    (``ot_perm``, computed when not given) on the family's content rows.
+    """
+    gap = float("nan") if cond_a.pooled is None else float((cond_a.pooled.double() - cond_b.pooled.double()).norm())
+    x, y = (c.tokens.detach().cpu().double().numpy() for c in (cond_a, cond_b))
+    content = family_of(pipe).content_rows(pipe, list(prompts)).numpy()
+    perm = C.ot_coupling(x, y) if ot_perm is None else ot_perm
+    return {"global_distance": gap, "global_path": "none" if math.isnan(gap) else "linear",
+            **C.saving_by_rows(x, y, perm, content[0], content[1])}
+
+
 def unit_rows(pair: pd.Series, key: str, seed: int, paths: dict, lpips_model, params: Params,
-              family: str, global_distance: float = float("nan")) -> pd.DataFrame:
-    """One result row per path of a unit: costs and the LPIPS distances the measures derive from.
+              family: str, pair_values: Mapping[str, Any]) -> pd.DataFrame:
+    """One result row per path of a unit: costs, the LPIPS distances the measures derive from, and
+    the pair's own columns (:func:`pair_columns`).
 
     Each path is scored on its own (LPIPS batches never mix paths), like it is rendered.
-    ``global_distance`` is ``||g_A − g_B||`` of the two prompts' global vectors (NaN for families
-    without one): every path moves the global vector along the same straight line.
     """
     rows = []
     for name, path in paths.items():
@@ -321,8 +338,7 @@ def unit_rows(pair: pd.Series, key: str, seed: int, paths: dict, lpips_model, pa
             "prompt_a": pair["prompt_a"], "prompt_b": pair["prompt_b"],
             "group": float(pair["group"]), "score": float(pair["score"]),
             "cost": path["cost"], "w2": w2, "cost_ratio": path["cost"] / w2 if w2 > 0 else 1.0,
-            **{c: m[c][0].tolist() for c in RAW_COLUMNS},
-            "global_distance": global_distance, "global_path": "none" if math.isnan(global_distance) else "linear",
+            **{c: m[c][0].tolist() for c in RAW_COLUMNS}, **pair_values,
             "family": family, "model": params.model, "lpips_backbone": params.lpips_backbone,
         })
     return pd.DataFrame(rows)
@@ -494,10 +510,11 @@ class _Renderer:
         a, b = self.cond[pair["prompt_a"]], self.cond[pair["prompt_b"]]
         paths = render_unit(self.pipe, a, b, pair["pair_id"], self.params, seed=seed, couplings=couplings,
                             uncond=self.uncond, on_images=on_images)
-        gap = float("nan") if a.pooled is None else float((a.pooled.double() - b.pooled.double()).norm())
+        values = pair_columns(self.pipe, a, b, (pair["prompt_a"], pair["prompt_b"]),
+                              paths["ot"]["perm"] if "ot" in paths else None)
         if pair["pair_id"] in self.params.strip_pair_ids:
             save_strips(paths, pair["pair_id"], seed, self.out_dir / "strips")
-        return unit_rows(pair, key, seed, paths, self.lpips_model, self.params, family_of(self.pipe).name, gap)
+        return unit_rows(pair, key, seed, paths, self.lpips_model, self.params, family_of(self.pipe).name, values)
 
 
 def _claim_batch(queue: list[Unit], index: ResultIndex, claims: Claims, couplings: Sequence[str], size: int,

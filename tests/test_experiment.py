@@ -540,3 +540,19 @@ def test_progress_prints_the_plan_then_a_line_at_least_every_30_s(capsys):
     now[0] += 1
     progress.advance(2)  # the last unit: a line whenever it comes
     assert capsys.readouterr().err.startswith("experiment: 10/10 pair×latent units, 11/33 images")
+
+
+def test_rows_carry_where_the_ot_saving_comes_from(tmp_path, pipe, lpips_model, pairs):
+    from otinterp.couplings import coupling_cost, wasserstein2
+    from otinterp.families import family_of
+
+    got = experiment.run(P, pairs.iloc[:2], tmp_path, pipe=pipe, lpips_model=lpips_model, disable=True)
+    for pid, rows in got.groupby("pair_id"):
+        first = rows.iloc[0]
+        assert (rows[["saving_content", "saving_padding", "content_to_padding"]].nunique() == 1).all()
+        cond = family_of(pipe).encode(pipe, [first["prompt_a"], first["prompt_b"]])
+        x, y = (c.double().numpy() for c in cond.tokens)
+        total = coupling_cost(x, y, np.arange(len(x))) ** 2 - wasserstein2(x, y) ** 2
+        assert first["saving_content"] + first["saving_padding"] == pytest.approx(total, rel=1e-6)
+        content = family_of(pipe).content_rows(pipe, [first["prompt_a"], first["prompt_b"]])
+        assert (first["content_rows_a"], first["content_rows_b"]) == tuple(content.sum(1).tolist())

@@ -59,6 +59,8 @@ def test_invariance_table(smoke_run):
 def test_measures_table_has_flat_columns_and_verdicts_use_five_words(smoke_run):
     measures = pd.read_csv(smoke_run.run / "tables" / "measures.csv", comment="#")
     assert "excursion_clip" in measures.columns and "perceptual_length_ot" in measures.columns
+    padding = pd.read_csv(smoke_run.run / "tables" / "padding.csv", comment="#")
+    assert (padding["pairs"] > 0).all() and (padding["content_rows_a"] < 77).all()
     verdicts = pd.read_csv(smoke_run.run / "tables" / "hypotheses.csv", comment="#")
     allowed = {"supported", "contradicted", "negligible", "inconclusive", "not testable"}
     assert set(verdicts["verdict_all"]) <= allowed and set(verdicts["verdict_disjoint"]) <= allowed

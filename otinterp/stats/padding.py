@@ -19,6 +19,7 @@ def padding_by_group(results: pd.DataFrame) -> pd.DataFrame:
     results : DataFrame
         The experiment's results with the columns :data:`PADDING_COLUMNS` (one value per pair,
         repeated on its rows; with several seeds too, since the split does not depend on the latent).
+        Pairs rendered before the split was recorded (NaN) are left out and not counted.
 
     Returns
     -------
@@ -31,7 +32,7 @@ def padding_by_group(results: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"results lack column(s) {', '.join(map(repr, missing))}: they were made before the "
                          "content/padding split was recorded (run the experiment again in a new run folder)")
-    pairs = results.drop_duplicates("pair_id")
+    pairs = results.drop_duplicates("pair_id").dropna(subset=list(PADDING_COLUMNS))  # parts written before the split
     total = pairs["saving_content"] + pairs["saving_padding"]
     pairs = pairs.assign(share_on_padding=(pairs["saving_padding"] / total).where(total > 0))
     table = pairs.groupby("group")[[*PADDING_COLUMNS, "share_on_padding"]].median()
