@@ -624,17 +624,3 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
     if not units:  # more shards than pairs: nothing for this one
         return pd.DataFrame()
     return load_results(out_dir, pairs.iloc[sorted({i for i, _, _ in units})], params=params)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Deprecated: ``python -m otinterp.experiment --params P`` is ``otinterp run --profile P`` (kept for one release)."""
-    from otinterp import cli
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    print("deprecated: `python -m otinterp.experiment --params P` is now `otinterp run --profile P`; "
-          "this form goes in the next release", file=sys.stderr)
-    cli.main(["run", *("--profile" if a == "--params" else a for a in argv)])
-
-
-if __name__ == "__main__":
-    main()

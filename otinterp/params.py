@@ -24,7 +24,7 @@ import yaml
 
 
 __all__ = [
-    "Params", "load", "make", "profile_file", "profiles", "runs_root", "figures_root", "check_inputs", "REPO_ROOT", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS", "RANDOM_WEIGHT_MODELS",
+    "Params", "load", "make", "profile_file", "profiles", "runs_root", "figures_root", "REPO_ROOT", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS", "RANDOM_WEIGHT_MODELS",
     "RANDOM_WEIGHTS_NOTE",
 ]
 
@@ -337,24 +337,6 @@ def load(path: str | Path, **overrides: Any) -> Params:
         return make(**values).resolved(path.parent.parent if path.parent.name == "params" else path.parent)
     except (TypeError, ValueError) as err:
         raise type(err)(f"{path}: {err}") from None
-
-
-def check_inputs(params: Params) -> None:
-    """Read the input files of ``params`` as notebook 01 will, and raise what its readers raise.
-
-    The CSV's or the CxC files' contents are checked (columns, scores, prompts, encoding, pair
-    ids) and the Karpathy captions read, by :func:`otinterp.data.source_pairs`; nothing is
-    written. The bundled pairs ship with the package and are not read.
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        The first problem, in one line naming the file (and, in a CSV, the line).
-    """
-    if params.input_files():
-        from otinterp.data.sampling import source_pairs  # pandas, and it imports this module
-
-        source_pairs(params)
 
 
 def profile_text(params: Params) -> tuple[str | None, str | None]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from otinterp.params import Params, check_inputs, load
+from otinterp.params import Params, load
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,8 +103,21 @@ class Run:
 
     # --- contents ---------------------------------------------------------------------------
     def check_inputs(self) -> None:
-        """Read the pair source's files as notebook 01 will (nothing is written); raise the first problem."""
-        check_inputs(self.config)
+        """Read the pair source's files as notebook 01 will, and raise what its readers raise.
+
+        The CSV's or the CxC files' contents are checked (columns, scores, prompts, encoding, pair
+        ids) and the Karpathy captions read, by :func:`otinterp.data.source_pairs`; nothing is
+        written. The bundled pairs ship with the package and are not read.
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            The first problem, in one line naming the file (and, in a CSV, the line).
+        """
+        if self.config.input_files():
+            from otinterp.data.sampling import source_pairs  # pandas: only when there are files to read
+
+            source_pairs(self.config)
 
     def pairs(self) -> "pd.DataFrame":
         """The run's pair table (written by notebook 01 or ``otinterp pairs``)."""

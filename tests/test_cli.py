@@ -65,11 +65,3 @@ def test_pairs_then_a_dry_run(tmp_path, capsys):
     assert (root / "pairs.parquet").is_file() and "20 pairs" in capsys.readouterr().out
     cli.main(["run", "--set", f"run_dir={root}", "--dry-run"])
     assert "20 pairs" in capsys.readouterr().out and not (root / "results").exists()
-
-
-def test_the_old_experiment_entry_point_still_works_and_says_it_is_deprecated(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "otinterp.experiment", "--params", "nope"], capture_output=True,
-                          text=True)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("deprecated: `python -m otinterp.experiment --params P` is now `otinterp run")
-    assert "error: unknown profile 'nope'" in proc.stderr
