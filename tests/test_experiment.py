@@ -429,7 +429,7 @@ def test_every_family_runs_the_experiment(tmp_path, spec, tiny_pipe, lpips_model
         assert all(torch.equal(v["pooled"], first) for v in paths.values())
 
 
-def test_dry_run_rate_from_a_benchmark_file(tmp_path):
+def test_dry_run_rate_from_a_benchmark_file(tmp_path, pairs):
     record = {"images_per_s": 5.0, "device_name": store.device_name("cpu"), "batch_size_asked": P.batch_size, **{
         k: getattr(P, k) for k in ("model", "height", "width", "steps", "dtype", "scheduler", "n_intervals",
                                    "channels_last", "compile_unet")}}
@@ -439,6 +439,12 @@ def test_dry_run_rate_from_a_benchmark_file(tmp_path):
     rate, source = store.measured_rate(tmp_path / "none", P, benchmarks=[bench])
     assert rate == 5.0 and "benchmark" in source  # records of other steps or speed options do not count
     assert store.measured_rate(tmp_path / "none", P.replace(height=64), benchmarks=[bench]) is None
+    # the plan reads a rate file only when rates_path names one
+    assert experiment.plan(P, pairs, tmp_path / "res")["images_per_s"] is None
+    named = experiment.plan(P.replace(rates_path=str(bench)), pairs, tmp_path / "res")
+    assert named["images_per_s"] == 5.0 and str(bench) in named["rate_from"]
+    with pytest.raises(FileNotFoundError, match=r"rates_path \S*missing.json does not exist"):
+        experiment.plan(P.replace(rates_path=str(tmp_path / "missing.json")), pairs, tmp_path / "res")
 
 
 def test_prompts_are_encoded_in_chunks_and_read_on_lookup(tmp_path, pipe, monkeypatch):
