@@ -98,5 +98,5 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, pipe):
              .replace("[0.5, 0.25, 0.25], seed=0)", f"[0.5, 0.25, 0.25], seed=0, {fast})"))
     assert small.count(fast) == 2
     exec(compile(small, "README", "exec"), {"__name__": "readme"})
-    gif = Image.open(tmp_path / "morph.gif")
-    assert gif.n_frames == 4 and Image.open(tmp_path / "mix.png").size == (32, 32)
+    with Image.open(tmp_path / "morph.gif") as gif, Image.open(tmp_path / "mix.png") as mix:
+        assert gif.n_frames == 4 and mix.size == (32, 32)

@@ -201,7 +201,8 @@ def test_strips_are_saved_for_chosen_pairs(tmp_path, pipe, lpips_model, pairs):
 
     strips = sorted(f.name for f in (tmp_path / "strips").iterdir())
     assert strips == ["pair-cat_clip.png", "pair-cat_ot.png", "pair-cat_random.png"]
-    assert Image.open(tmp_path / "strips" / "pair-cat_ot.png").size == (32 * (P.n_intervals + 1), 32)
+    with Image.open(tmp_path / "strips" / "pair-cat_ot.png") as strip:
+        assert strip.size == (32 * (P.n_intervals + 1), 32)
 
 
 def test_embeddings_are_cached_on_disk(tmp_path, pipe):
