@@ -19,7 +19,7 @@ endif
 NOTEBOOKS := $(filter-out notebooks/06_%,$(sort $(wildcard notebooks/*.ipynb)))
 SETTINGS = $(BIN)/python -m otinterp.params
 
-.PHONY: setup test lock paper pairs notebooks lab bench compare clean FORCE
+.PHONY: setup test test-fast lock paper pairs notebooks lab bench compare clean FORCE
 .DELETE_ON_ERROR:
 
 setup: $(STAMP)
@@ -41,6 +41,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Everything but the tests marked slow (make paper end to end, notebook runs, killed and concurrent runs).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # Rewrites constraints.txt with the newest releases pyproject.toml allows: what pip would install
 # into a fresh venv, resolved by a dry run in a throwaway venv (no gigabytes of wheels installed).

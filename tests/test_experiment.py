@@ -147,6 +147,7 @@ experiment.run(P, pd.read_parquet({str(tmp / 'pairs.parquet')!r}), {str(tmp / 'o
     return tmp / "out"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("manifest_lost", [False, True])
 @pytest.mark.parametrize("then", ["run", "repair", "repair with other settings"])
 def test_after_a_kill_no_valid_part_is_lost(killed, tmp_path, pipe, lpips_model, pairs, then, manifest_lost):
@@ -328,6 +329,7 @@ def test_parts_record_their_settings_and_units(tmp_path, pipe, lpips_model, pair
     assert manifest["git"].keys() == {"commit", "dirty"} and manifest["pairs_sha256"] and manifest["n_pairs"] == 1
 
 
+@pytest.mark.slow
 def test_two_processes_with_other_settings_into_one_fresh_folder(tmp_path, pairs):
     pairs.iloc[:1].to_parquet(tmp_path / "pairs.parquet")
     code = """
@@ -386,6 +388,7 @@ def test_load_results_errors(tmp_path):
         experiment.load_results(tmp_path / "nothing")
 
 
+@pytest.mark.slow
 def test_cli_runs_a_shard_and_a_dry_run(tmp_path, pairs):
     pairs.iloc[:2].to_parquet(tmp_path / "pairs.parquet")
     profile = tmp_path / "p.yaml"

@@ -100,6 +100,7 @@ def test_token_permutation_needs_two_distinct_tokens(pipe):
         check_text_encoder(pipe, "cat cat cat", seed=0)
 
 
+@pytest.mark.slow
 def test_sd15_architecture_unet_is_invariant_and_encoder_is_not(sd15):
     embeds = family_of(sd15).encode(sd15, PROMPTS[:1]).tokens
     unet = check_unet(sd15, embeds, n_perms=1, timesteps=[500], seed=0, height=64, width=64)
@@ -108,6 +109,7 @@ def test_sd15_architecture_unet_is_invariant_and_encoder_is_not(sd15):
     assert encoder.at[ENCODER_COMPARISON, "rel_max_diff"] > 1e4 * RTOL
 
 
+@pytest.mark.slow
 def test_sd15_architecture_renders_invariant_images(sd15):
     # The whole pipeline at SD 1.5's configuration (scheduler, guidance, 4-level VAE), tiny size.
     table, images = check_images(sd15, PROMPTS[:1], n_perms=1, seed=0, steps=2, guidance=7.5, height=64, width=64)
@@ -138,6 +140,7 @@ def test_plot_pair(tables):
     assert len(fig.axes) == 4  # two images, the difference, its colour bar
 
 
+@pytest.mark.slow
 def test_notebook_runs_on_a_family_with_a_global_vector_and_writes_the_caveat(tmp_path, monkeypatch):
     """Notebook 00 on SDXL's tiny pipeline: one pipeline, the family's encoder, a CSV that says random weights."""
     monkeypatch.setenv("OTINTERP_RUNS", str(tmp_path / "runs"))
