@@ -156,8 +156,8 @@ def test_notebook_runs_on_a_family_with_a_global_vector_and_writes_the_caveat(tm
                                cwd=str(ROOT / "notebooks"), parameters={"profile": str(yaml)},
                                kernel_name="python3", progress_bar=False)
     csv = tmp_path / "runs" / "sdxl00" / "tables" / "invariance.csv"
-    first = csv.read_text().splitlines()[0]
-    assert first.startswith("# ") and RANDOM_WEIGHTS_NOTE in first
+    model, note = csv.read_text().splitlines()[:2]
+    assert model == "# model: sdxl-tiny (sdxl family)" and note.startswith("# ") and RANDOM_WEIGHTS_NOTE in note
     table = read_table_csv(csv)
     assert set(table.check) == {"unet", "images", "text_encoder"}
     assert "StableDiffusionXLPipeline" in out.read_text()
