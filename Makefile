@@ -20,18 +20,19 @@ NOTEBOOKS := $(filter-out notebooks/06_%,$(sort $(wildcard notebooks/*.ipynb)))
 OTINTERP = $(BIN)/otinterp
 SETTINGS = $(OTINTERP) settings --profile
 
-.PHONY: setup test paper pairs notebooks lab bench compare clean FORCE
+.PHONY: setup test test-fast lock paper pairs notebooks lab bench compare clean FORCE
 .DELETE_ON_ERROR:
 
 setup: $(STAMP)
 
-# The venv, the package with PyTorch, diffusers and JupyterLab, a Jupyter kernel, and nbstripout as
-# the git filter that keeps outputs out of committed notebooks (skipped outside a git checkout).
-$(STAMP): pyproject.toml
+# The venv, the package with PyTorch, diffusers and JupyterLab at the versions CI tested
+# (constraints.txt), a Jupyter kernel, and nbstripout as the git filter that keeps outputs out of
+# committed notebooks (skipped outside a git checkout).
+$(STAMP): pyproject.toml constraints.txt
 	@echo "setup: installing otinterp and its dependencies (PyTorch, diffusers, JupyterLab) into $(VENV); this takes a few minutes, once"
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 >/dev/null
 	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then $(BIN)/nbstripout --install && \
 		echo "setup: nbstripout strips outputs from notebooks as git stages them"; \
@@ -41,6 +42,23 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Everything but the tests marked slow (make paper end to end, notebook runs, killed and concurrent runs).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# Rewrites constraints.txt with the newest releases pyproject.toml allows: what pip would install
+# into a fresh venv, resolved by a dry run in a throwaway venv (no gigabytes of wheels installed).
+# Run make test on the new pins before committing them.
+lock:
+	tmp="$$(mktemp -d)" && trap 'rm -rf "$$tmp"' EXIT && $(PYTHON) -m venv "$$tmp" && \
+	"$$tmp/bin/python" -m pip install --quiet --dry-run --ignore-installed --report - -e '.[dev]' \
+		| "$$tmp/bin/python" -c 'import json, sys; \
+			print("# The exact versions CI installs: make setup runs pip install -c constraints.txt -e .[dev]"); \
+			print("# Regenerate with make lock (the newest releases pyproject.toml allows), then make test."); \
+			pins = [i["metadata"] for i in json.load(sys.stdin)["install"] if not i["is_direct"]]; \
+			print("\n".join(sorted((m["name"] + "==" + m["version"] for m in pins), key=str.lower)))' \
+		> constraints.txt.new && mv constraints.txt.new constraints.txt
 
 # Check the profile and read its input files first (one line and exit 2 on bad input, nothing
 # written), then run the notebooks whose inputs changed, in a second make that knows the

@@ -44,7 +44,7 @@ from otinterp import couplings as C
 from otinterp.data import balanced_subset, check_unique_ids, read_pairs, require_columns
 from otinterp.families import Conditioning, family_of
 from otinterp.io import atomic_write
-from otinterp.params import REPO_ROOT, Params
+from otinterp.params import Params
 from otinterp.ppl import RAW_COLUMNS, load_lpips, path_measures
 from otinterp.store import (
     Claims, ResultIndex, check_settings, finish_record, load_results, measured_rate, model_identity, open_results,
@@ -54,7 +54,7 @@ from otinterp.store import (
 __all__ = [
     "REQUIRED_COLUMNS", "check_pairs", "select_pairs", "images_per_pair", "parse_shard", "shard_from_env",
     "in_shard", "path_embeddings", "render_unit", "pipeline_for", "with_batch_size", "render_pairs",
-    "encode_cached", "shard_units", "plan", "describe_plan", "Progress", "run", "load_results", "family_of", "main",
+    "encode_cached", "shard_units", "plan", "describe_plan", "Progress", "run", "load_results", "family_of",
 ]
 
 #: Columns the experiment needs in a pair table (notebook 01's ``pairs.parquet`` has these and more).
@@ -370,9 +370,13 @@ def plan(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None,
 
     A folder the run would refuse (other settings, damaged files) is refused here in the same words.
     The time is estimated only from a rate measured on this kind of device with these settings:
-    by an earlier run in the same results folder (its ``runs/*.json``), else by the benchmark
-    (``bench/out/rates.json``, written by ``bench/gpu_check.sh``).
+    by an earlier run in the same results folder (its ``runs/*.json``), else by a benchmark whose
+    rate file the ``rates_path`` setting names (``bench/gpu_check.sh`` writes ``bench/out/rates.json``).
     """
+    # A rate file named but missing is a mistake the dry run reports; a run just goes without the estimate.
+    if params.rates_path and not Path(params.rates_path).is_file():
+        raise FileNotFoundError(f"rates_path {params.rates_path} does not exist "
+                                "(bench/render_throughput.py --json writes one)")
     pairs = select_pairs(params, pairs)
     out_dir = Path(out_dir if out_dir is not None else params.results_dir)
     if (out_dir / "manifest.json").is_file():
@@ -385,7 +389,7 @@ def _plan(params: Params, units: Sequence[Unit], index: ResultIndex, out_dir: Pa
     """:func:`plan` of ``units`` given what ``index`` holds."""
     missing = [index.missing((k, s), params.couplings) for _, k, s in units]
     images = sum(images_per_pair(params.n_intervals, m) for m in missing if m)
-    rate = measured_rate(out_dir, params, benchmarks=[REPO_ROOT / "bench" / "out" / "rates.json"])
+    rate = measured_rate(out_dir, params, benchmarks=[params.rates_path] if params.rates_path else [])
     return {"pairs": len({k for _, k, _ in units}), "units": len(units), "units_done": sum(not m for m in missing),
             "images": images, "images_per_s": rate[0] if rate else None, "rate_from": rate[1] if rate else None,
             "seconds": images / rate[0] if rate else None}

@@ -90,6 +90,7 @@ class Params:
     strip_pair_ids: list[str] = field(default_factory=list)
     channels_last: bool = False
     compile_unet: bool = False
+    rates_path: Optional[str] = None  # a benchmark's rates (bench/render_throughput.py --json) for the time estimate
 
     # --- 03 statistics, 04 figures ----------------------------------------------------------
     alpha: float = 0.05

@@ -14,24 +14,10 @@ import otinterp
 from otinterp import experiment, params
 from otinterp.barycenter import mix_conditioning
 from otinterp.families import family_of
-from otinterp.models import load_pipeline
-from otinterp.ppl import load_lpips
 from otinterp.render import render
 
 A, B = "a photo of a cat", "a red double decker bus"
 SMALL = {"steps": 3, "height": 32, "width": 32}
-_PIPES = {}
-
-
-def tiny(spec):
-    if spec not in _PIPES:
-        _PIPES[spec] = load_pipeline(spec)
-    return _PIPES[spec]
-
-
-@pytest.fixture(scope="module")
-def lpips_model():
-    return load_lpips("alex", "random")
 
 
 def test_import_otinterp_stays_light():
@@ -43,9 +29,8 @@ def test_import_otinterp_stays_light():
         otinterp.nothing
 
 
-def test_interpolate_equals_the_experiments_images_bitwise(tmp_path, lpips_model):
+def test_interpolate_equals_the_experiments_images_bitwise(tmp_path, pipe, lpips_model):
     """The experiment's strip PNG of a pair and the library call's images, same settings: equal bytes."""
-    pipe = tiny("tiny")
     pairs = pd.DataFrame({"pair_id": ["pair-cat"], "prompt_a": [A], "prompt_b": [B], "score": [2.0],
                           "group": [2.0]})
     P = params.make(n_intervals=3, batch_size=8, lpips_backbone="random", strip_pair_ids=["pair-cat"], **SMALL)
@@ -63,8 +48,8 @@ def test_interpolate_equals_the_experiments_images_bitwise(tmp_path, lpips_model
 
 
 @pytest.mark.parametrize("spec", ["tiny", "sd21-tiny", "sdxl-tiny", "sd3-tiny", "flux-tiny"])
-def test_interpolate_and_mix_on_every_family(spec):
-    pipe = tiny(spec)
+def test_interpolate_and_mix_on_every_family(spec, tiny_pipe):
+    pipe = tiny_pipe(spec)
     size = {"steps": 2, "height": 32, "width": 32}
     got = otinterp.interpolate(pipe, A, B, n=2, lpips=None, **size)
     assert len(got.images) == 3 and got.measures is None and got.cost == pytest.approx(got.w2)
@@ -80,14 +65,12 @@ def test_interpolate_and_mix_on_every_family(spec):
     assert np.array_equal(np.asarray(image), expected)
 
 
-def test_mixing_two_prompts_at_the_ends_is_the_prompt_itself():
-    pipe = tiny("tiny")
+def test_mixing_two_prompts_at_the_ends_is_the_prompt_itself(pipe):
     ends = otinterp.interpolate(pipe, A, B, n=1, lpips=None, **SMALL).images
     assert np.array_equal(np.asarray(otinterp.mix(pipe, [A, B], [1.0, 0.0], **SMALL)), np.asarray(ends[0]))
 
 
-def test_bad_arguments_are_named():
-    pipe = tiny("tiny")
+def test_bad_arguments_are_named(pipe):
     with pytest.raises(ValueError, match="unknown path 'linear'"):
         otinterp.interpolate(pipe, A, B, path="linear")
     with pytest.raises(ValueError, match="n must be >= 1"):
@@ -96,7 +79,7 @@ def test_bad_arguments_are_named():
         otinterp.interpolate(pipe, A, B, n=1, lpips="vgg", **SMALL)
 
 
-def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
+def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, pipe):
     """The README's example, with only the pretrained model swapped for the tiny one (no download here)."""
     import re
     from pathlib import Path
@@ -107,7 +90,6 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
     section = readme.split("## Use it in your own code", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert "otinterp.interpolate(pipe" in code and ".save(\"morph.gif\"" in code and len(code.splitlines()) <= 12
-    pipe = tiny("tiny")
     loaded = SimpleNamespace(to=lambda *args, **kwargs: pipe)  # from_pretrained(...).to("cuda") is the tiny pipe
     monkeypatch.setattr(diffusers.DiffusionPipeline, "from_pretrained", lambda *args, **kwargs: loaded)
     monkeypatch.chdir(tmp_path)
@@ -116,5 +98,5 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
              .replace("[0.5, 0.25, 0.25], seed=0)", f"[0.5, 0.25, 0.25], seed=0, {fast})"))
     assert small.count(fast) == 2
     exec(compile(small, "README", "exec"), {"__name__": "readme"})
-    gif = Image.open(tmp_path / "morph.gif")
-    assert gif.n_frames == 4 and Image.open(tmp_path / "mix.png").size == (32, 32)
+    with Image.open(tmp_path / "morph.gif") as gif, Image.open(tmp_path / "mix.png") as mix:
+        assert gif.n_frames == 4 and mix.size == (32, 32)

@@ -82,6 +82,7 @@ def test_profile_gpu_checks_invariance_and_profiles_on_the_cpu(tmp_path):
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1
 
 
+@pytest.mark.slow
 def test_gpu_check_is_valid_bash_and_stops_clearly_without_cuda(tmp_path):
     subprocess.run(["bash", "-n", "bench/gpu_check.sh"], cwd=ROOT, check=True)
     if torch.cuda.is_available():
@@ -91,6 +92,7 @@ def test_gpu_check_is_valid_bash_and_stops_clearly_without_cuda(tmp_path):
     assert proc.returncode == 1 and "FAIL setup: no CUDA device" in proc.stdout
 
 
+@pytest.mark.slow
 def test_couplings_bench_checks_against_pot():
     out = run("bench/couplings.py", "--pairs", "20", "--repeats", "1")
     assert "ms/coupling" in out and "10,000 pairs" in out

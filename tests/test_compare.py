@@ -231,6 +231,7 @@ def outputs_text(notebook):
     return "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
 
 
+@pytest.mark.slow
 def test_notebook_06_compares_runs(tmp_path, runs):
     figures = tmp_path / "figures"
     out = tmp_path / "06.ipynb"
@@ -246,6 +247,7 @@ def test_notebook_06_compares_runs(tmp_path, runs):
     assert (figures / "compare_verdicts.md").read_text().count(compare.CONTROL_NOTE) == 1
 
 
+@pytest.mark.slow
 def test_notebook_06_stops_gracefully_with_one_run(tmp_path, runs):
     out = tmp_path / "06.ipynb"
     papermill.execute_notebook(

@@ -17,23 +17,11 @@ import otinterp.render
 from otinterp import experiment, params, store
 from otinterp.store import result_key
 from otinterp.couplings import COUPLINGS, ot_coupling, pair_rng, random_coupling
-from otinterp.models import load_pipeline
-from otinterp.ppl import load_lpips
+from otinterp.families import family_of
 from otinterp.render import render
-from otinterp.text import encode
 
 ROOT = Path(__file__).resolve().parents[1]
 P = params.make(n_intervals=3, steps=3, height=32, width=32, batch_size=8, pairs_per_part=2, lpips_backbone="random")
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    return load_pipeline("tiny")
-
-
-@pytest.fixture(scope="module")
-def lpips_model():
-    return load_lpips("alex", "random")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +67,7 @@ def test_results_schema_and_values(full_run, pairs):
 
 def test_costs_match_the_couplings_of_the_embeddings(full_run, pipe, pairs):
     row = pairs.iloc[2]
-    x, y = (e.double().numpy() for e in encode(pipe, [row.prompt_a, row.prompt_b]))
+    x, y = (e.double().numpy() for e in family_of(pipe).encode(pipe, [row.prompt_a, row.prompt_b]).tokens)
     perm = random_coupling(77, pair_rng(P.seed, row.pair_id))
     got = full_run[full_run.pair_id == row.pair_id].set_index("coupling")["cost"]
     assert got["random"] == pytest.approx(np.sqrt(np.mean(np.sum((x - y[perm]) ** 2, 1))), rel=1e-6)
@@ -103,7 +91,7 @@ def test_each_unit_renders_2_plus_k_minus_1_per_path_in_batches_of_its_own(tmp_p
 def test_endpoint_sharing_is_valid(pipe, pairs):
     # The OT path ends at Y[σ], which must render as Y itself. Float32 attention over 77 keys in
     # another order changes the last bits: 1e-4 on [0, 1] pixels is 40x below one 8-bit level.
-    x, y = encode(pipe, [pairs.prompt_a[0], pairs.prompt_b[0]])
+    x, y = family_of(pipe).encode(pipe, [pairs.prompt_a[0], pairs.prompt_b[0]]).tokens
     perm = torch.from_numpy(ot_coupling(x, y))
     rand = torch.from_numpy(random_coupling(77, np.random.default_rng(0)))
     kw = dict(seed=0, steps=3, guidance=7.5, height=32, width=32, batch_size=4, disable=True)
@@ -160,6 +148,7 @@ experiment.run(P, pd.read_parquet({str(tmp / 'pairs.parquet')!r}), {str(tmp / 'o
     return tmp / "out"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("manifest_lost", [False, True])
 @pytest.mark.parametrize("then", ["run", "repair", "repair with other settings"])
 def test_after_a_kill_no_valid_part_is_lost(killed, tmp_path, pipe, lpips_model, pairs, then, manifest_lost):
@@ -214,13 +203,14 @@ def test_strips_are_saved_for_chosen_pairs(tmp_path, pipe, lpips_model, pairs):
 
     strips = sorted(f.name for f in (tmp_path / "strips").iterdir())
     assert strips == ["pair-cat_clip.png", "pair-cat_ot.png", "pair-cat_random.png"]
-    assert Image.open(tmp_path / "strips" / "pair-cat_ot.png").size == (32 * (P.n_intervals + 1), 32)
+    with Image.open(tmp_path / "strips" / "pair-cat_ot.png") as strip:
+        assert strip.size == (32 * (P.n_intervals + 1), 32)
 
 
 def test_embeddings_are_cached_on_disk(tmp_path, pipe):
     first = experiment.encode_cached(pipe, ["a cat", "a dog", "a cat"], tmp_path, "key")
     assert len(first) == 2 and len(list((tmp_path / "key").glob("*.pt"))) == 2
-    torch.testing.assert_close(first["a cat"].tokens, encode(pipe, ["a cat"])[0])
+    torch.testing.assert_close(first["a cat"].tokens, family_of(pipe).encode(pipe, ["a cat"]).tokens[0])
     assert first["a cat"].pooled is None  # SD 1.5 has no global vector
     again = experiment.encode_cached(None, ["a dog"], tmp_path, "key")  # no pipe needed: read from disk
     torch.testing.assert_close(again["a dog"].tokens, first["a dog"].tokens)
@@ -340,6 +330,7 @@ def test_parts_record_their_settings_and_units(tmp_path, pipe, lpips_model, pair
     assert manifest["git"].keys() == {"commit", "dirty"} and manifest["pairs_sha256"] and manifest["n_pairs"] == 1
 
 
+@pytest.mark.slow
 def test_two_processes_with_other_settings_into_one_fresh_folder(tmp_path, pairs):
     pairs.iloc[:1].to_parquet(tmp_path / "pairs.parquet")
     code = """
@@ -398,6 +389,7 @@ def test_load_results_errors(tmp_path):
         experiment.load_results(tmp_path / "nothing")
 
 
+@pytest.mark.slow
 def test_cli_runs_a_shard_and_a_dry_run(tmp_path, pairs):
     pairs.iloc[:2].to_parquet(tmp_path / "pairs.parquet")
     profile = tmp_path / "p.yaml"
@@ -418,11 +410,11 @@ def test_cli_runs_a_shard_and_a_dry_run(tmp_path, pairs):
 
 
 @pytest.mark.parametrize("spec", ["sd21-tiny", "sdxl-tiny", "sd3-tiny", "flux-tiny"])
-def test_every_family_runs_the_experiment(tmp_path, spec, lpips_model, pairs):
+def test_every_family_runs_the_experiment(tmp_path, spec, tiny_pipe, lpips_model, pairs):
     p = P.replace(model=spec, n_intervals=2, steps=2, guidance=0.0 if spec == "flux-tiny" else 5.0)
-    pipe = load_pipeline(spec)
+    pipe = tiny_pipe(spec)
     got = experiment.run(p, pairs.iloc[:2], tmp_path, pipe=pipe, lpips_model=lpips_model, disable=True)
-    assert len(got) == 2 * 3 and set(got["family"]) == {experiment.family_of(pipe).name}
+    assert len(got) == 2 * 3 and set(got["family"]) == {family_of(pipe).name}
     for _, rows in got.groupby("pair_id"):
         cost = rows.set_index("coupling")["cost"]
         assert cost["ot"] == pytest.approx(rows["w2"].iloc[0]) and (cost >= cost["ot"] - 1e-9).all()
@@ -442,7 +434,7 @@ def test_every_family_runs_the_experiment(tmp_path, spec, lpips_model, pairs):
         assert all(torch.equal(v["pooled"], first) for v in paths.values())
 
 
-def test_dry_run_rate_from_a_benchmark_file(tmp_path):
+def test_dry_run_rate_from_a_benchmark_file(tmp_path, pairs):
     record = {"images_per_s": 5.0, "device_name": store.device_name("cpu"), "batch_size_asked": P.batch_size, **{
         k: getattr(P, k) for k in ("model", "height", "width", "steps", "dtype", "scheduler", "n_intervals",
                                    "channels_last", "compile_unet")}}
@@ -452,10 +444,16 @@ def test_dry_run_rate_from_a_benchmark_file(tmp_path):
     rate, source = store.measured_rate(tmp_path / "none", P, benchmarks=[bench])
     assert rate == 5.0 and "benchmark" in source  # records of other steps or speed options do not count
     assert store.measured_rate(tmp_path / "none", P.replace(height=64), benchmarks=[bench]) is None
+    # the plan reads a rate file only when rates_path names one
+    assert experiment.plan(P, pairs, tmp_path / "res")["images_per_s"] is None
+    named = experiment.plan(P.replace(rates_path=str(bench)), pairs, tmp_path / "res")
+    assert named["images_per_s"] == 5.0 and str(bench) in named["rate_from"]
+    with pytest.raises(FileNotFoundError, match=r"rates_path \S*missing.json does not exist"):
+        experiment.plan(P.replace(rates_path=str(tmp_path / "missing.json")), pairs, tmp_path / "res")
 
 
 def test_prompts_are_encoded_in_chunks_and_read_on_lookup(tmp_path, pipe, monkeypatch):
-    fam = experiment.family_of(pipe)
+    fam = family_of(pipe)
     sizes = []
     original = type(fam).encode
 
@@ -467,7 +465,7 @@ def test_prompts_are_encoded_in_chunks_and_read_on_lookup(tmp_path, pipe, monkey
     prompts = [f"a photo of {n} cats" for n in range(5)]
     got = experiment.encode_cached(pipe, prompts, tmp_path, "k", batch_size=2)
     assert sizes == [2, 2, 1] and len(got) == 5 and list(got) == prompts
-    torch.testing.assert_close(got[prompts[4]].tokens, encode(pipe, prompts[4:])[0])
+    torch.testing.assert_close(got[prompts[4]].tokens, family_of(pipe).encode(pipe, prompts[4:]).tokens[0])
 
 
 def test_manifest_params_check_the_profile_and_keep_the_speed_options(tmp_path, pipe, lpips_model, pairs):

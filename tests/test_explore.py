@@ -12,8 +12,8 @@ import torch
 from otinterp import cli, explore as E
 from otinterp.run import Run
 from otinterp.couplings import COUPLINGS, PATHS
+from otinterp.families import family_of
 from otinterp.ppl import MEASURES
-from otinterp.text import tokenize
 
 A, B = "a photo of a cat", "a red double decker bus on a city street"
 FAST = {"steps": 2}
@@ -95,8 +95,8 @@ def test_coupling_plot_labels_are_the_tokenizers_strings(models, exploration):
     fig = E.coupling_figure(exploration)
     ot_ax, clip_ax = fig.axes[:2]
     right = [ax for ax in fig.axes[2:] if ax.bbox.bounds == ot_ax.bbox.bounds][0]
-    expected_a = pipe.tokenizer.convert_ids_to_tokens(tokenize(pipe, [A])[0].tolist())
-    expected_b = pipe.tokenizer.convert_ids_to_tokens(tokenize(pipe, [B])[0].tolist())
+    ids = family_of(pipe).tokenize(pipe, [A, B])["tokenizer"]
+    expected_a, expected_b = (pipe.tokenizer.convert_ids_to_tokens(row.tolist()) for row in ids)
     assert [t.get_text() for t in ot_ax.get_yticklabels()] == expected_a
     assert [t.get_text() for t in right.get_yticklabels()] == expected_b
     assert expected_a[:3] == ["<|startoftext|>", "a</w>", "photo</w>"] and expected_a[-1] == "<|endoftext|>"
@@ -201,18 +201,15 @@ def test_command_line_runs_on_families_with_a_global_vector(tmp_path, model, row
     assert height <= (0.16 * 100 + 1.8) * 150  # 256 T5 rows: padding banded, at most 100 rows drawn
 
 
-def test_token_labels_follow_the_family_blocks():
-    from otinterp.families import family_of
-    from otinterp.models import load_pipeline
-
-    sd3 = load_pipeline("sd3-tiny")
+def test_token_labels_follow_the_family_blocks(tiny_pipe):
+    sd3 = tiny_pipe("sd3-tiny")
     ids = family_of(sd3).tokenize(sd3, [A])
     clip = sd3.tokenizer.convert_ids_to_tokens(ids["tokenizer"][0].tolist())
     t5 = sd3.tokenizer_3.convert_ids_to_tokens(ids["tokenizer_3"][0].tolist())
     labels = E.prompt_tokens(sd3, A)
     assert labels == [f"CLIP:{t}" for t in clip] + [f"T5:{t}" for t in t5]
     assert len(clip) == 77 and len(labels) == family_of(sd3).encode(sd3, [A]).tokens.shape[1]
-    flux = load_pipeline("flux-tiny")  # one block, T5's: no prefix
+    flux = tiny_pipe("flux-tiny")  # one block, T5's: no prefix
     t5_ids = family_of(flux).tokenize(flux, [A])["tokenizer_2"][0].tolist()
     assert E.prompt_tokens(flux, A) == flux.tokenizer_2.convert_ids_to_tokens(t5_ids)
 
@@ -221,7 +218,6 @@ def test_paths_are_the_experiments_on_a_family_with_a_global_vector():
     """Same points (global vector interpolated alike for every path), unconditional input and batches:
     with ``frames = n_intervals + 1`` the explorer's images are the experiment's, bit for bit."""
     from otinterp.experiment import render_unit
-    from otinterp.families import family_of
 
     params = Run.open("smoke", model="sdxl-tiny", steps=1, n_intervals=3).config
     pipe, lpips_model = E.load_models(params)

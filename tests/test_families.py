@@ -27,15 +27,6 @@ TINY = {
     "flux-tiny": (FluxPipeline, "flux", (256, 64), 32),
 }
 
-_PIPES = {}
-
-
-def tiny(spec):
-    if spec not in _PIPES:
-        _PIPES[spec] = load_pipeline(spec)
-    return _PIPES[spec]
-
-
 @pytest.fixture
 def offline(monkeypatch):
     """Never wait on the network, as on a cluster's compute node with ``HF_HUB_OFFLINE=1``."""
@@ -44,9 +35,9 @@ def offline(monkeypatch):
 
 
 @pytest.mark.parametrize("spec", TINY)
-def test_tiny_spec_is_the_family_s_real_pipeline(spec):
+def test_tiny_spec_is_the_family_s_real_pipeline(spec, tiny_pipe):
     pipeline_class, name, shape, pooled_width = TINY[spec]
-    pipe = tiny(spec)
+    pipe = tiny_pipe(spec)
     assert type(pipe) is pipeline_class
     assert family_of(pipe).name == name
     cond = family_of(pipe).encode(pipe, PROMPTS + [""])
@@ -60,8 +51,8 @@ def test_every_offline_spec_is_tested():
 
 
 @pytest.mark.parametrize("spec", TINY)
-def test_encoding_equals_the_pipeline_s_encode_prompt(spec):
-    pipe = tiny(spec)
+def test_encoding_equals_the_pipeline_s_encode_prompt(spec, tiny_pipe):
+    pipe = tiny_pipe(spec)
     cond = family_of(pipe).encode(pipe, PROMPTS, batch_size=1)
     name = family_of(pipe).name
     if name == "sd":
@@ -81,8 +72,8 @@ def test_encoding_equals_the_pipeline_s_encode_prompt(spec):
 
 
 @pytest.mark.parametrize("spec", TINY)
-def test_unconditional_input_follows_the_pipeline(spec):
-    pipe = tiny(spec)
+def test_unconditional_input_follows_the_pipeline(spec, tiny_pipe):
+    pipe = tiny_pipe(spec)
     family = family_of(pipe)
     uncond = family.unconditional(pipe)
     if family.name == "flux":
@@ -96,9 +87,9 @@ def test_unconditional_input_follows_the_pipeline(spec):
 
 
 @pytest.mark.parametrize("spec", TINY)
-def test_fixed_rows_are_the_rows_every_prompt_shares(spec):
+def test_fixed_rows_are_the_rows_every_prompt_shares(spec, tiny_pipe):
     """The leading ``fixed_rows`` rows (CLIP's BOS) are the same for every prompt; the next row is a word's."""
-    pipe = tiny(spec)
+    pipe = tiny_pipe(spec)
     family = family_of(pipe)
     assert family.fixed_rows == (0 if family.name == "flux" else 1)
     tokens = family.encode(pipe, [PROMPTS[0], "two dogs", ""]).tokens  # different first words
@@ -108,8 +99,8 @@ def test_fixed_rows_are_the_rows_every_prompt_shares(spec):
 
 
 @pytest.mark.parametrize("spec", ["sdxl-tiny", "sd3-tiny"])
-def test_pooled_families_pass_tokens_and_global_vector_with_their_negatives(spec):
-    pipe = tiny(spec)
+def test_pooled_families_pass_tokens_and_global_vector_with_their_negatives(spec, tiny_pipe):
+    pipe = tiny_pipe(spec)
     family = family_of(pipe)
     cond = family.encode(pipe, PROMPTS)
     uncond = family.unconditional(pipe).expand(2)
@@ -120,8 +111,8 @@ def test_pooled_families_pass_tokens_and_global_vector_with_their_negatives(spec
 
 
 @pytest.mark.parametrize("spec", TINY)
-def test_denoiser_and_image_are_invariant_to_token_row_order(spec):
-    pipe = tiny(spec)
+def test_denoiser_and_image_are_invariant_to_token_row_order(spec, tiny_pipe):
+    pipe = tiny_pipe(spec)
     cond = family_of(pipe).encode(pipe, PROMPTS)
     for rows in row_scopes(pipe):
         table = check_unet(pipe, cond.tokens, pooled=cond.pooled, n_perms=2, timesteps=[999, 500, 1], seed=0, rows=rows)
@@ -134,8 +125,8 @@ def test_denoiser_and_image_are_invariant_to_token_row_order(spec):
         assert images.rel_max_diff.max() < RTOL, rows
 
 
-def test_sd3_block_permutations_move_rows_only_inside_their_block():
-    pipe = tiny("sd3-tiny")
+def test_sd3_block_permutations_move_rows_only_inside_their_block(tiny_pipe):
+    pipe = tiny_pipe("sd3-tiny")
     assert row_scopes(pipe) == ["all", "CLIP", "T5"]
     assert {name: rows for name, (rows, _) in family_of(pipe).blocks(pipe).items()} == {
         "CLIP": slice(0, 77), "T5": slice(77, 333)
@@ -151,8 +142,8 @@ def test_sd3_block_permutations_move_rows_only_inside_their_block():
 
 
 @pytest.mark.parametrize("spec", TINY)
-def test_text_encoder_is_not_token_permutation_equivariant(spec):
-    pipe = tiny(spec)
+def test_text_encoder_is_not_token_permutation_equivariant(spec, tiny_pipe):
+    pipe = tiny_pipe(spec)
     table = check_text_encoder(pipe, PROMPTS[1], seed=0)
     encoder = table[table.comparison == ENCODER_COMPARISON]
     assert set(encoder.block) == set(family_of(pipe).blocks(pipe))
@@ -165,8 +156,8 @@ def test_text_encoder_is_not_token_permutation_equivariant(spec):
 
 
 @pytest.mark.parametrize("spec", TINY)
-def test_saved_pipeline_loads_offline_and_renders_the_same_image(spec, tmp_path, offline):
-    pipe = tiny(spec)
+def test_saved_pipeline_loads_offline_and_renders_the_same_image(spec, tmp_path, offline, tiny_pipe):
+    pipe = tiny_pipe(spec)
     pipe.save_pretrained(tmp_path / spec)
     loaded = load_pipeline(str(tmp_path / spec))
     assert type(loaded) is type(pipe)
@@ -218,21 +209,21 @@ def test_single_file_needs_an_existing_checkpoint_and_config_only_with_one(tmp_p
         load_pipeline(str(tmp_path / "sdxl.safetensors"), config=tmp_path)
 
 
-def test_render_checks_the_global_vector():
-    pipe = tiny("sdxl-tiny")
+def test_render_checks_the_global_vector(tiny_pipe):
+    pipe = tiny_pipe("sdxl-tiny")
     cond = family_of(pipe).encode(pipe, PROMPTS)
     with pytest.raises(ValueError, match="SDXL needs the global vector"):
         render(pipe, cond.tokens, **OPTIONS)
     with pytest.raises(ValueError, match=r"pooled must have shape \(2, P\)"):
         render(pipe, cond.tokens, pooled=cond.pooled[:1], **OPTIONS)
     with pytest.raises(ValueError, match="Flux is guidance-distilled"):
-        flux = tiny("flux-tiny")
+        flux = tiny_pipe("flux-tiny")
         c = family_of(flux).encode(flux, PROMPTS)
         render(flux, c.tokens, pooled=c.pooled, uncond=c[:1], **OPTIONS)
 
 
-def test_render_with_explicit_unconditional_equals_the_default():
-    pipe = tiny("sdxl-tiny")
+def test_render_with_explicit_unconditional_equals_the_default(tiny_pipe):
+    pipe = tiny_pipe("sdxl-tiny")
     family = family_of(pipe)
     cond = family.encode(pipe, PROMPTS)
     default = render(pipe, cond.tokens, pooled=cond.pooled, **OPTIONS)
@@ -265,8 +256,9 @@ def test_t5_standin_tokenizer_is_t5_shaped_and_cached(tmp_path):
     assert (tmp_path / "t5" / "tokenizer_config.json").stat().st_mtime_ns == stamp
 
 
-def test_single_file_takes_its_family_and_configuration_from_the_config_folder(tmp_path, offline, monkeypatch):
-    pipe = tiny("sdxl-tiny")
+def test_single_file_takes_its_family_and_configuration_from_the_config_folder(tmp_path, offline, monkeypatch,
+                                                                              tiny_pipe):
+    pipe = tiny_pipe("sdxl-tiny")
     pipe.save_pretrained(tmp_path / "config")
     (tmp_path / "model.safetensors").write_bytes(b"")
     calls = []
@@ -282,10 +274,10 @@ def test_single_file_takes_its_family_and_configuration_from_the_config_folder(t
     assert options["config"] == str(tmp_path / "config") and options["local_files_only"] is True
 
 
-def test_single_file_without_the_weights_is_a_clear_offline_error(tmp_path, offline):
+def test_single_file_without_the_weights_is_a_clear_offline_error(tmp_path, offline, tiny_pipe):
     from safetensors.torch import save_file
 
-    pipe = tiny("tiny")
+    pipe = tiny_pipe("tiny")
     pipe.save_pretrained(tmp_path / "config")
     save_file({"model.diffusion_model.out.weight": torch.zeros(1)}, tmp_path / "unet-only.safetensors")
     with pytest.raises(OSError, match=r"could not load the checkpoint file .*unet-only.safetensors with "
@@ -294,8 +286,8 @@ def test_single_file_without_the_weights_is_a_clear_offline_error(tmp_path, offl
 
 
 @pytest.mark.parametrize("spec", TINY)
-def test_content_rows_follow_the_tokenizers_attention_mask(spec):
-    pipe = tiny(spec)
+def test_content_rows_follow_the_tokenizers_attention_mask(spec, tiny_pipe):
+    pipe = tiny_pipe(spec)
     family = family_of(pipe)
     mask = family.content_rows(pipe, ["a photo of a cat", ""])
     assert mask.shape == (2, family.encode(pipe, [""]).tokens.shape[1]) and mask.dtype == torch.bool
@@ -306,3 +298,44 @@ def test_content_rows_follow_the_tokenizers_attention_mask(spec):
         assert block[0].sum() > block[1].sum()
         ids = getattr(pipe, names[0])(["a photo of a cat"]).input_ids[0]
         assert block[0].sum() == min(len(ids), rows.stop - rows.start)
+
+
+BOS, EOS = 49406, 49407
+LONG = " ".join(f"word{i}" for i in range(100))  # 100 words: far over 77 tokens
+
+
+def test_sd_tokenization_pads_with_eos_and_truncates_with_a_warning_naming_the_prompt(pipe, recwarn):
+    family = family_of(pipe)
+    ids = family.tokenize(pipe, ["a photo of a cat", ""])["tokenizer"]
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]  # short prompts do not warn
+    assert ids.shape == (2, 77) and ids.dtype == torch.int64
+    assert ids[0].tolist() == [BOS, 320, 1125, 539, 320, 2368, EOS] + [EOS] * 70
+    assert ids[1].tolist() == [BOS] + [EOS] * 76
+    with pytest.warns(UserWarning, match=r"1 prompt\(s\) longer than 77 tokens truncated.*'word0 word1 word2"):
+        ids = family.tokenize(pipe, ["a photo of a cat", LONG])["tokenizer"]
+    full = pipe.tokenizer(LONG).input_ids
+    assert len(full) > 77 and ids[1].tolist() == full[:76] + [EOS]
+
+
+def test_sd_encoding_of_empty_and_over_long_prompts_equals_encode_prompt(pipe):
+    prompts = ["a photo of a cat", "", LONG]
+    with pytest.warns(UserWarning, match="truncated"):
+        tokens = family_of(pipe).encode(pipe, prompts).tokens
+    expected, negative = pipe.encode_prompt(prompts, pipe.device, 1, do_classifier_free_guidance=True)
+    assert tokens.dtype == pipe.text_encoder.dtype and tokens.device == pipe.device
+    assert torch.equal(tokens, expected)
+    assert torch.equal(family_of(pipe).unconditional(pipe).tokens, negative[:1])
+
+
+def test_bad_prompts_are_clear_errors(pipe):
+    family = family_of(pipe)
+    with pytest.raises(TypeError, match="not one string: 'a cat'; wrap it in a list"):
+        family.encode(pipe, "a cat")
+    with pytest.raises(ValueError, match="no prompts given"):
+        family.encode(pipe, [])
+    with pytest.raises(TypeError, match=r"prompts must be strings, got None \(NoneType\)"):
+        family.encode(pipe, ["a cat", None])
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        family.encode(pipe, ["a cat"], batch_size=0)
+    with pytest.raises(ValueError, match=r"token ids must be a 2-D .* got shape \(77,\)"):
+        family.encode_ids(pipe, {"tokenizer": torch.zeros(77, dtype=torch.long)})

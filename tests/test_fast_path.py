@@ -11,24 +11,21 @@ import pytest
 import torch
 
 from otinterp import experiment, params
+from otinterp.families import family_of
 from otinterp.models import load_pipeline, prepare_for_speed
-from otinterp.ppl import load_lpips
 from otinterp.render import render
-from otinterp.text import encode
 
 PROMPTS = ["a photo of a cat", "a red bus on a street", "two giraffes next to a building"]
 KW = dict(seed=0, steps=6, guidance=7.5, height=64, width=64, batch_size=3, disable=True)
 
 
-@pytest.fixture(scope="module")
-def reference():
-    pipe = load_pipeline("tiny")
-    return render(pipe, encode(pipe, PROMPTS), **KW)
+def encode(pipe):
+    return family_of(pipe).encode(pipe, PROMPTS).tokens
 
 
 @pytest.fixture(scope="module")
-def lpips_model():
-    return load_lpips("alex", "random")
+def reference(pipe):
+    return render(pipe, encode(pipe), **KW)
 
 
 @pytest.mark.parametrize(
@@ -40,7 +37,7 @@ def test_fast_path_images_match_float32(reference, lpips_model, dtype, channels_
     if channels_last:
         assert pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
         assert pipe.vae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
-    images = render(pipe, encode(pipe, PROMPTS), **KW)
+    images = render(pipe, encode(pipe), **KW)
     assert images.dtype == torch.float32
     assert (images - reference).abs().max() <= pixel_tol
     assert lpips_model(images * 2 - 1, reference * 2 - 1).max() < 1e-3
@@ -82,10 +79,9 @@ def test_halve_until_fits_gives_up_at_one_and_passes_other_errors():
         halve_until_fits(broken, 4)
 
 
-def test_auto_batch_size_on_cpu_keeps_the_start_and_runs(tmp_path):
+def test_auto_batch_size_on_cpu_keeps_the_start_and_runs(tmp_path, pipe):
     from otinterp.render import largest_batch_size
 
-    pipe = load_pipeline("tiny")
     assert largest_batch_size(pipe, height=64, width=64, start=48) == 48
     p = params.make(batch_size="auto", n_intervals=10, steps=1, height=32, width=32)
     assert experiment.with_batch_size(p, pipe).batch_size == 9  # a unit's largest call: K - 1 images

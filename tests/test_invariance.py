@@ -9,6 +9,7 @@ import papermill
 import pytest
 import torch
 
+from otinterp.families import family_of
 from otinterp.invariance import (
     ENCODER_COMPARISON,
     check_images,
@@ -22,7 +23,6 @@ from otinterp.invariance import (
 from otinterp.models import load_pipeline
 from otinterp.params import RANDOM_WEIGHTS_NOTE
 from otinterp.stats import read_table_csv
-from otinterp.text import encode
 
 matplotlib.use("Agg")
 
@@ -36,20 +36,15 @@ DIFF_COLUMNS = ["max_abs_diff", "mean_abs_diff", "scale", "rel_max_diff"]
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return load_pipeline("tiny")
-
-
-@pytest.fixture(scope="module")
 def sd15():
     return load_pipeline("sd15-random")
 
 
 @pytest.fixture(scope="module")
-def tables(tiny):
-    unet = check_unet(tiny, encode(tiny, PROMPTS), n_perms=3, timesteps=[999, 500, 1], seed=0)
-    images, pictures = check_images(tiny, PROMPTS, n_perms=2, seed=0, steps=4, guidance=7.5, height=64, width=64)
-    encoder = check_text_encoder(tiny, PROMPTS[1], seed=0)
+def tables(pipe):
+    unet = check_unet(pipe, family_of(pipe).encode(pipe, PROMPTS).tokens, n_perms=3, timesteps=[999, 500, 1], seed=0)
+    images, pictures = check_images(pipe, PROMPTS, n_perms=2, seed=0, steps=4, guidance=7.5, height=64, width=64)
+    encoder = check_text_encoder(pipe, PROMPTS[1], seed=0)
     return unet, images, pictures, encoder
 
 
@@ -81,7 +76,7 @@ def test_unet_is_row_permutation_invariant(tables):
     assert unet.rel_max_diff.max() < RTOL
 
 
-def test_images_are_row_permutation_invariant(tiny, tables):
+def test_images_are_row_permutation_invariant(pipe, tables):
     images, pictures = tables[1], tables[2]
     assert list(images.columns) == ["prompt", "perm", *DIFF_COLUMNS]
     assert images.prompt.tolist() == [PROMPTS[0]] * 2 + [PROMPTS[1]] * 2
@@ -100,19 +95,21 @@ def test_text_encoder_is_not_token_permutation_equivariant(tables):
     assert encoder["UNet: E(tokens[π]) vs E"] > 100 * RTOL  # token order reaches the UNet
 
 
-def test_token_permutation_needs_two_distinct_tokens(tiny):
+def test_token_permutation_needs_two_distinct_tokens(pipe):
     with pytest.raises(ValueError, match="prompt 'cat cat cat' has fewer than two distinct tokens"):
-        check_text_encoder(tiny, "cat cat cat", seed=0)
+        check_text_encoder(pipe, "cat cat cat", seed=0)
 
 
+@pytest.mark.slow
 def test_sd15_architecture_unet_is_invariant_and_encoder_is_not(sd15):
-    embeds = encode(sd15, PROMPTS[:1])
+    embeds = family_of(sd15).encode(sd15, PROMPTS[:1]).tokens
     unet = check_unet(sd15, embeds, n_perms=1, timesteps=[500], seed=0, height=64, width=64)
     assert unet.rel_max_diff.max() < RTOL  # measured 6.9e-7
     encoder = check_text_encoder(sd15, PROMPTS[0], seed=0, height=64, width=64).set_index("comparison")
     assert encoder.at[ENCODER_COMPARISON, "rel_max_diff"] > 1e4 * RTOL
 
 
+@pytest.mark.slow
 def test_sd15_architecture_renders_invariant_images(sd15):
     # The whole pipeline at SD 1.5's configuration (scheduler, guidance, 4-level VAE), tiny size.
     table, images = check_images(sd15, PROMPTS[:1], n_perms=1, seed=0, steps=2, guidance=7.5, height=64, width=64)
@@ -120,14 +117,14 @@ def test_sd15_architecture_renders_invariant_images(sd15):
     assert table["max_abs_diff"].max() < 1e-4
 
 
-def test_check_unet_rejects_bad_input(tiny):
-    embeds = encode(tiny, PROMPTS[:1])
+def test_check_unet_rejects_bad_input(pipe):
+    embeds = family_of(pipe).encode(pipe, PROMPTS[:1]).tokens
     with pytest.raises(ValueError, match=r"timesteps must be a non-empty list of integers in \[0, 1000\), got \[1000\]"):
-        check_unet(tiny, embeds, n_perms=1, timesteps=[1000], seed=0)
+        check_unet(pipe, embeds, n_perms=1, timesteps=[1000], seed=0)
     with pytest.raises(ValueError, match="n_perms must be >= 1, got 0"):
-        check_unet(tiny, embeds, n_perms=0, timesteps=[1], seed=0)
+        check_unet(pipe, embeds, n_perms=0, timesteps=[1], seed=0)
     with pytest.raises(ValueError, match="embeddings have width 768 but the pipeline's UNet expects 32"):
-        check_unet(tiny, torch.zeros(1, 77, 768), n_perms=1, timesteps=[1], seed=0)
+        check_unet(pipe, torch.zeros(1, 77, 768), n_perms=1, timesteps=[1], seed=0)
 
 
 def test_verdict(tables):
@@ -143,6 +140,7 @@ def test_plot_pair(tables):
     assert len(fig.axes) == 4  # two images, the difference, its colour bar
 
 
+@pytest.mark.slow
 def test_notebook_runs_on_a_family_with_a_global_vector_and_writes_the_caveat(tmp_path, monkeypatch):
     """Notebook 00 on SDXL's tiny pipeline: one pipeline, the family's encoder, a CSV that says random weights."""
     monkeypatch.setenv("OTINTERP_RUNS", str(tmp_path / "runs"))
@@ -158,8 +156,8 @@ def test_notebook_runs_on_a_family_with_a_global_vector_and_writes_the_caveat(tm
                                cwd=str(ROOT / "notebooks"), parameters={"profile": str(yaml)},
                                kernel_name="python3", progress_bar=False)
     csv = tmp_path / "runs" / "sdxl00" / "tables" / "invariance.csv"
-    first = csv.read_text().splitlines()[0]
-    assert first.startswith("# ") and RANDOM_WEIGHTS_NOTE in first
+    model, note = csv.read_text().splitlines()[:2]
+    assert model == "# model: sdxl-tiny (sdxl family)" and note.startswith("# ") and RANDOM_WEIGHTS_NOTE in note
     table = read_table_csv(csv)
     assert set(table.check) == {"unet", "images", "text_encoder"}
     assert "StableDiffusionXLPipeline" in out.read_text()

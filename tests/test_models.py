@@ -7,11 +7,11 @@ from accelerate import init_empty_weights
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from open_clip.tokenizer import SimpleTokenizer
 
+from otinterp.families import family_of
 from otinterp.models import OFFLINE_SPECS, load_pipeline, prepare_for_speed, weights_note
 from otinterp.offline import SD15_CONFIGS, TINY_CONFIGS, clip_tokenizer
 from otinterp.params import RANDOM_WEIGHT_MODELS, RANDOM_WEIGHTS_NOTE, make
 from otinterp.render import render
-from otinterp.text import encode
 
 BOS, EOS = 49406, 49407
 
@@ -22,11 +22,6 @@ PROMPTS = [
     "naïve café owner's résumé",
     "",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_pipeline("tiny")
 
 
 def test_tokenizer_matches_the_spec_example():
@@ -55,27 +50,27 @@ def test_tokenizer_cache_is_reused(tmp_path):
     assert (folder / "vocab.json").stat().st_mtime_ns == stamp
 
 
-def test_tiny_pipeline_has_sd15_data_flow(tiny):
-    assert tiny.safety_checker is None
-    assert tiny.vae_scale_factor == 8
-    text = tiny.text_encoder.config
+def test_tiny_pipeline_has_sd15_data_flow(pipe):
+    assert pipe.safety_checker is None
+    assert pipe.vae_scale_factor == 8
+    text = pipe.text_encoder.config
     assert (text.vocab_size, text.max_position_embeddings) == (49408, 77)
-    assert tiny.unet.config.cross_attention_dim == text.hidden_size
-    assert type(tiny.scheduler).__name__ == "PNDMScheduler"
-    config = tiny.scheduler.config
+    assert pipe.unet.config.cross_attention_dim == text.hidden_size
+    assert type(pipe.scheduler).__name__ == "PNDMScheduler"
+    config = pipe.scheduler.config
     assert (config.beta_start, config.beta_end, config.beta_schedule) == (0.00085, 0.012, "scaled_linear")
     assert (config.num_train_timesteps, config.skip_prk_steps, config.steps_offset) == (1000, True, 1)
     assert config.set_alpha_to_one is False
-    assert tiny.text_encoder.dtype == tiny.unet.dtype == torch.float32
-    assert tiny.device.type == "cpu"
+    assert pipe.text_encoder.dtype == pipe.unet.dtype == torch.float32
+    assert pipe.device.type == "cpu"
 
 
-def test_tiny_weights_are_seeded_and_leave_global_rng_alone(tiny):
+def test_tiny_weights_are_seeded_and_leave_global_rng_alone(pipe):
     state = torch.get_rng_state()
     again = load_pipeline("tiny")
     assert torch.equal(torch.get_rng_state(), state)
     for name in ("text_encoder", "unet", "vae"):
-        mine, theirs = getattr(tiny, name).state_dict(), getattr(again, name).state_dict()
+        mine, theirs = getattr(pipe, name).state_dict(), getattr(again, name).state_dict()
         assert mine.keys() == theirs.keys()
         assert all(torch.equal(mine[k], theirs[k]) for k in mine), name
 
@@ -104,23 +99,23 @@ def test_sd15_configurations_have_sd15_sizes():
     assert TINY_CONFIGS["scheduler"] == SD15_CONFIGS["scheduler"]
 
 
-def test_saved_tiny_pipeline_renders_the_same_image(tiny, tmp_path):
-    tiny.save_pretrained(tmp_path / "tiny")
+def test_saved_tiny_pipeline_renders_the_same_image(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "tiny")
     loaded = load_pipeline(str(tmp_path / "tiny"))
     assert loaded.safety_checker is None
     options = dict(seed=0, steps=3, guidance=7.5, height=64, width=64, batch_size=1, disable=True)
-    prompts = ["a photo of a cat"]
-    assert torch.equal(render(tiny, encode(tiny, prompts), **options), render(loaded, encode(loaded, prompts), **options))
+    images = [render(p, family_of(p).encode(p, ["a photo of a cat"]).tokens, **options) for p in (pipe, loaded)]
+    assert torch.equal(*images)
 
 
-def test_channels_last_changes_layout_not_images(tiny):
+def test_channels_last_changes_layout_not_images(pipe):
     options = dict(seed=0, steps=3, guidance=7.5, height=64, width=64, batch_size=1, disable=True)
-    embeds = encode(tiny, ["a photo of a cat"])
+    embeds = family_of(pipe).encode(pipe, ["a photo of a cat"]).tokens
     fast = prepare_for_speed(load_pipeline("tiny"), channels_last=True)
     assert fast.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
-    assert not tiny.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     # Another memory layout sums in another order: equal up to float32 rounding.
-    torch.testing.assert_close(render(fast, embeds, **options), render(tiny, embeds, **options), rtol=0, atol=1e-5)
+    torch.testing.assert_close(render(fast, embeds, **options), render(pipe, embeds, **options), rtol=0, atol=1e-5)
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):

@@ -67,6 +67,7 @@ def test_comparison_notebook_is_clean():
     assert not [c for c in nb.cells if c.cell_type == "code" and (c.outputs or c.execution_count)]
 
 
+@pytest.mark.slow
 def test_notebook_run_by_hand_does_not_touch_another_profiles_run(tmp_path, monkeypatch):
     # A notebook's defaults name the smoke profile; its run folder is the profile's, never a literal
     # in the notebook, so running 01 with another profile writes only that profile's folder.

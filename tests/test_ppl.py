@@ -11,38 +11,33 @@ from otinterp.ppl import (
 )
 
 
-@pytest.fixture(scope="module")
-def model():
-    return load_lpips("alex", "random")
-
-
 def path(k=5, size=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(k + 1, 3, size, size, generator=g)
 
 
-def test_ppl_equals_lpips_pair_by_pair(model):
+def test_ppl_equals_lpips_pair_by_pair(lpips_model):
     images = path()
-    d = path_distances(images, model, batch_size=2)
-    direct = [model(images[k:k + 1] * 2 - 1, images[k + 1:k + 2] * 2 - 1).item() for k in range(5)]
+    d = path_distances(images, lpips_model, batch_size=2)
+    direct = [lpips_model(images[k:k + 1] * 2 - 1, images[k + 1:k + 2] * 2 - 1).item() for k in range(5)]
     np.testing.assert_allclose(d, direct, rtol=1e-6)
     assert perceptual_path_length(d) == pytest.approx(np.mean(direct), rel=1e-6)
 
 
-def test_distances_of_many_paths_and_batch_size_independent(model):
+def test_distances_of_many_paths_and_batch_size_independent(lpips_model):
     stack = torch.stack([path(seed=s) for s in range(3)])
-    d = path_distances(stack, model, batch_size=4)
+    d = path_distances(stack, lpips_model, batch_size=4)
     assert d.shape == (3, 5)
-    np.testing.assert_allclose(d[1], path_distances(stack[1], model, batch_size=32), rtol=1e-6)
+    np.testing.assert_allclose(d[1], path_distances(stack[1], lpips_model, batch_size=32), rtol=1e-6)
     np.testing.assert_allclose(perceptual_path_length(d), d.mean(axis=1))
 
 
-def test_constant_path_has_zero_length_and_resize_is_applied(model):
+def test_constant_path_has_zero_length_and_resize_is_applied(lpips_model):
     images = path(k=2).clone()
     images[:] = images[0]
-    np.testing.assert_allclose(path_distances(images, model), 0.0, atol=1e-7)
+    np.testing.assert_allclose(path_distances(images, lpips_model), 0.0, atol=1e-7)
     varied = path(k=2, size=64)
-    assert not np.allclose(path_distances(varied, model), path_distances(varied, model, resize=32))
+    assert not np.allclose(path_distances(varied, lpips_model), path_distances(varied, lpips_model, resize=32))
 
 
 def test_random_backbone_is_seeded_and_labelled():
@@ -118,7 +113,7 @@ def blend(a: torch.Tensor, b: torch.Tensor, k: int) -> torch.Tensor:
     return (1 - t) * a + t * b
 
 
-def test_efficiency_is_at_most_one_and_never_rises_when_a_path_is_refined(model):
+def test_efficiency_is_at_most_one_and_never_rises_when_a_path_is_refined(lpips_model):
     """√LPIPS obeys the triangle inequality, so Σ √d_k only grows as a path gains images."""
     g = torch.Generator().manual_seed(3)
     wander = torch.rand(17, 3, 32, 32, generator=g)  # a path that jumps around
@@ -126,7 +121,7 @@ def test_efficiency_is_at_most_one_and_never_rises_when_a_path_is_refined(model)
     for images in (wander, blend(ends[0], ends[1], 16)):
         efficiencies, lengths = [], []
         for step in (16, 8, 4, 2, 1):  # K = 1, 2, 4, 8, 16 on the same path
-            m = path_measures(images[::step][None], model)
+            m = path_measures(images[::step][None], lpips_model)
             efficiencies.append(m["path_efficiency"][0])
             lengths.append(m["perceptual_length"][0])
         assert efficiencies[0] == pytest.approx(1.0)
@@ -134,14 +129,14 @@ def test_efficiency_is_at_most_one_and_never_rises_when_a_path_is_refined(model)
         assert all(later <= earlier + 1e-6 for earlier, later in zip(efficiencies, efficiencies[1:]))
         assert all(later >= earlier - 1e-6 for earlier, later in zip(lengths, lengths[1:]))
     # the measures on LPIPS itself would not be efficiencies: Σ d_k falls like 1/K on a blend
-    fine = path_measures(blend(ends[0], ends[1], 32)[None], model)
+    fine = path_measures(blend(ends[0], ends[1], 32)[None], lpips_model)
     assert fine["end_to_end"][0] / fine["total_length"][0] > 2
     assert 0.3 < fine["path_efficiency"][0] < 0.8
 
 
-def test_add_measures_derives_every_measure_and_converts_old_rows(model):
+def test_add_measures_derives_every_measure_and_converts_old_rows(lpips_model):
     images = torch.stack([path(k=4, size=32, seed=s) for s in range(3)])
-    m = path_measures(images, model)
+    m = path_measures(images, lpips_model)
     rows = pd.DataFrame({c: list(m[c]) for c in RAW_COLUMNS}).assign(distances=[list(d) for d in m["distances"]])
     new = add_measures(rows)
     for name in MEASURES:
@@ -158,17 +153,17 @@ def test_add_measures_derives_every_measure_and_converts_old_rows(model):
         add_measures(rows.drop(columns=["end_to_end"]))
 
 
-def test_path_measures_match_direct_lpips_calls(model):
+def test_path_measures_match_direct_lpips_calls(lpips_model):
     images = torch.stack([path(k=4, size=32, seed=s) for s in range(3)])
     images[2] = images[2, :1]  # a constant path
-    m = path_measures(images, model, batch_size=5)
+    m = path_measures(images, lpips_model, batch_size=5)
     assert set(m) == {"to_start", "to_end", *RAW_COLUMNS, *MEASURES}
     assert m["distances"].shape == (3, 4) and m["to_start"].shape == m["to_end"].shape == (3, 5)
     assert all(m[name].shape == (3,) for name in MEASURES)
-    np.testing.assert_allclose(m["distances"], path_distances(images, model), rtol=1e-6)
+    np.testing.assert_allclose(m["distances"], path_distances(images, lpips_model), rtol=1e-6)
 
     def lpips(p, i, j):
-        return pair_distances(images[p, i:i + 1], images[p, j:j + 1], model)[0]
+        return pair_distances(images[p, i:i + 1], images[p, j:j + 1], lpips_model)[0]
 
     for p in range(2):
         np.testing.assert_allclose(m["to_start"][p], [0.0] + [lpips(p, k, 0) for k in range(1, 5)], rtol=1e-6)
@@ -180,8 +175,8 @@ def test_path_measures_match_direct_lpips_calls(model):
         assert m["path_efficiency"][p] == pytest.approx(np.sqrt(lpips(p, 0, 4)) / np.sqrt(d).sum(), rel=1e-6)
         assert m["excursion"][p] == pytest.approx(excursion(m["to_start"][p], m["to_end"][p]))
     assert m["ppl"][2] == 0 and m["path_efficiency"][2] == 1 and m["excursion"][2] == 0
-    again = path_measures(images, model, batch_size=2)
+    again = path_measures(images, lpips_model, batch_size=2)
     for name in MEASURES:
         np.testing.assert_allclose(again[name], m[name], rtol=1e-6)
     with pytest.raises(ValueError, match=r"images must be \(P, K\+1, 3, H, W\)"):
-        path_measures(images[0], model)
+        path_measures(images[0], lpips_model)

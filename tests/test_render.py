@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from otinterp.models import load_pipeline
+from otinterp.families import family_of
 from otinterp.render import initial_latent, render
-from otinterp.text import encode, uncond_embedding
 
 #: Batch shape changes CPU kernel blocking, so batched images may differ from single ones in the
 #: last float32 bits (measured: at most 1.3e-6 on [0, 1]); 1e-5 is far below one 8-bit level.
@@ -16,31 +15,26 @@ PROMPTS = ["a photo of a cat", "a red double decker bus on a city street", ""]
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return load_pipeline("tiny")
+def embeds(pipe):
+    return family_of(pipe).encode(pipe, PROMPTS).tokens
 
 
 @pytest.fixture(scope="module")
-def embeds(tiny):
-    return encode(tiny, PROMPTS)
+def images(pipe, embeds):
+    return render(pipe, embeds, batch_size=3, **OPTIONS)
 
 
-@pytest.fixture(scope="module")
-def images(tiny, embeds):
-    return render(tiny, embeds, batch_size=3, **OPTIONS)
-
-
-def test_initial_latent_is_seeded_on_the_cpu(tiny):
-    latent = initial_latent(tiny, 7, 64, 32)
+def test_initial_latent_is_seeded_on_the_cpu(pipe):
+    latent = initial_latent(pipe, 7, 64, 32)
     assert latent.shape == (1, 4, 8, 4) and latent.dtype == torch.float32 and latent.device.type == "cpu"
     expected = torch.randn((1, 4, 8, 4), generator=torch.Generator("cpu").manual_seed(7))
     assert torch.equal(latent, expected)
-    assert not torch.equal(initial_latent(tiny, 8, 64, 32), latent)
+    assert not torch.equal(initial_latent(pipe, 8, 64, 32), latent)
 
 
-def test_initial_latent_rejects_bad_sizes(tiny):
+def test_initial_latent_rejects_bad_sizes(pipe):
     with pytest.raises(ValueError, match="height must be a positive multiple of 8 .* got 60"):
-        initial_latent(tiny, 0, 60, 64)
+        initial_latent(pipe, 0, 60, 64)
 
 
 def test_images_are_in_unit_range_on_cpu(images):
@@ -49,44 +43,44 @@ def test_images_are_in_unit_range_on_cpu(images):
     assert images.min() >= 0 and images.max() <= 1
 
 
-def test_rendering_is_deterministic_and_leaves_global_rng_alone(tiny, embeds, images):
+def test_rendering_is_deterministic_and_leaves_global_rng_alone(pipe, embeds, images):
     state = torch.get_rng_state()
-    again = render(tiny, embeds, batch_size=3, **OPTIONS)
+    again = render(pipe, embeds, batch_size=3, **OPTIONS)
     assert torch.equal(again, images)
     assert torch.equal(torch.get_rng_state(), state)
 
 
-def test_image_does_not_depend_on_its_batch(tiny, embeds, images):
-    singles = torch.cat([render(tiny, embeds[i : i + 1], batch_size=1, **OPTIONS) for i in range(3)])
-    pairs = render(tiny, embeds, batch_size=2, **OPTIONS)
+def test_image_does_not_depend_on_its_batch(pipe, embeds, images):
+    singles = torch.cat([render(pipe, embeds[i : i + 1], batch_size=1, **OPTIONS) for i in range(3)])
+    pairs = render(pipe, embeds, batch_size=2, **OPTIONS)
     torch.testing.assert_close(singles, images, rtol=0, atol=ATOL)
     torch.testing.assert_close(pairs, images, rtol=0, atol=ATOL)
     # The images differ between prompts by far more than the tolerance: the check is not vacuous.
     assert (images[0] - images[1]).abs().max() > 1000 * ATOL
 
 
-def test_image_is_invariant_to_row_permutations(tiny, embeds, images):
+def test_image_is_invariant_to_row_permutations(pipe, embeds, images):
     perm = torch.randperm(77, generator=torch.Generator().manual_seed(0))
-    permuted = render(tiny, embeds[:, perm], batch_size=3, **OPTIONS)
+    permuted = render(pipe, embeds[:, perm], batch_size=3, **OPTIONS)
     torch.testing.assert_close(permuted, images, rtol=0, atol=ATOL)
 
 
-def test_default_uncond_is_the_empty_prompt(tiny, embeds, images):
-    explicit = render(tiny, embeds, batch_size=3, uncond=uncond_embedding(tiny), **OPTIONS)
+def test_default_uncond_is_the_empty_prompt(pipe, embeds, images):
+    explicit = render(pipe, embeds, batch_size=3, uncond=family_of(pipe).unconditional(pipe).tokens, **OPTIONS)
     assert torch.equal(explicit, images)
-    other = render(tiny, embeds, batch_size=3, uncond=encode(tiny, ["a dog"]), **OPTIONS)
+    other = render(pipe, embeds, batch_size=3, uncond=family_of(pipe).encode(pipe, ["a dog"]).tokens, **OPTIONS)
     assert (other - images).abs().max() > 1000 * ATOL
 
 
-def test_callback_reports_progress(tiny, embeds):
+def test_callback_reports_progress(pipe, embeds):
     calls = []
-    render(tiny, embeds, batch_size=2, callback=lambda done, total: calls.append((done, total)), **OPTIONS)
+    render(pipe, embeds, batch_size=2, callback=lambda done, total: calls.append((done, total)), **OPTIONS)
     assert calls == [(2, 3), (3, 3)]
 
 
-def test_bad_embeddings_are_clear_errors(tiny, embeds):
+def test_bad_embeddings_are_clear_errors(pipe, embeds):
     def render_(x, **kw):
-        return render(tiny, x, batch_size=2, **{**OPTIONS, **kw})
+        return render(pipe, x, batch_size=2, **{**OPTIONS, **kw})
 
     with pytest.raises(ValueError, match="embeddings have width 1024 but the pipeline's UNet expects 32"):
         render_(torch.zeros(1, 77, 1024))
@@ -103,4 +97,4 @@ def test_bad_embeddings_are_clear_errors(tiny, embeds):
     with pytest.raises(ValueError, match=r"unconditional embedding must have shape \(1, 77, D\), got \(2, 77, 32\)"):
         render_(embeds, uncond=embeds[:2])
     with pytest.raises(ValueError, match="batch_size and steps must be >= 1"):
-        render(tiny, embeds, batch_size=0, **OPTIONS)
+        render(pipe, embeds, batch_size=0, **OPTIONS)
