@@ -231,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
         args.handler(args)
+    except ModuleNotFoundError as err:  # an optional extra that is not installed
+        extra = " (install otinterp[notebooks])" if err.name in ("papermill", "jupyter_client", "nbformat") else ""
+        print(f"error: otinterp {args.command} needs the package {err.name!r}{extra}", file=sys.stderr)
+        raise SystemExit(2) from None
     except (OSError, TypeError, ValueError) as err:  # DamagedResults and UsageError are ValueErrors
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)  # one line, whatever a reader says
         raise SystemExit(2) from None
