@@ -90,7 +90,7 @@ def naive_unit(pipe, cond_a: Conditioning, cond_b: Conditioning, pair_id: str, p
     """One pipeline call per image of every path, endpoints rendered again for each path.
 
     The path points are otinterp's (:func:`otinterp.experiment.path_embeddings`); returns the
-    number of images rendered, ``len(p.couplings) (K + 1)``.
+    number of images rendered, ``len(p.paths) (K + 1)``.
     """
     family = family_of(pipe)
     dtype = family.denoiser(pipe).dtype
@@ -98,7 +98,7 @@ def naive_unit(pipe, cond_a: Conditioning, cond_b: Conditioning, pair_id: str, p
     uncond = None if uncond is None else uncond.to(pipe.device, dtype)
     pooled = None if cond_a.pooled is None else (cond_a.pooled, cond_b.pooled)
     paths = experiment.path_embeddings(cond_a.tokens, cond_b.tokens, pair_id, seed=p.seed, n_intervals=p.n_intervals,
-                                       couplings=p.couplings, pooled=pooled)
+                                       paths=p.paths, pooled=pooled)
     n = 0
     for path in paths.values():
         tokens = torch.cat([cond_a.tokens[None], path["interior"], cond_b.tokens[None]])
@@ -114,8 +114,8 @@ def naive_unit(pipe, cond_a: Conditioning, cond_b: Conditioning, pair_id: str, p
 def otinterp_unit(pipe, cond_a: Conditioning, cond_b: Conditioning, pair_id: str, p: params.Params, *, seed: int,
                   uncond: Conditioning | None) -> int:
     """:func:`otinterp.experiment.render_unit`; returns the number of images rendered."""
-    experiment.render_unit(pipe, cond_a, cond_b, pair_id, p, seed=seed, couplings=p.couplings, uncond=uncond)
-    return experiment.images_per_pair(p.n_intervals, p.couplings)
+    experiment.render_unit(pipe, cond_a, cond_b, pair_id, p, seed=seed, paths=p.paths, uncond=uncond)
+    return experiment.images_per_pair(p.n_intervals, p.paths)
 
 
 def tflop_per_image(pipe, p: params.Params, uncond: Conditioning | None) -> float:
@@ -153,11 +153,11 @@ def scoring_seconds(pipe, cond: dict, pairs: pd.DataFrame, p: params.Params, lpi
     units = [(pid, (a, b), cond[a], cond[b])
              for pid, a, b in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)]
     t_ot, _ = timed(lambda: [(experiment.path_embeddings(
-        ca.tokens, cb.tokens, pid, seed=p.seed, n_intervals=p.n_intervals, couplings=p.couplings,
+        ca.tokens, cb.tokens, pid, seed=p.seed, n_intervals=p.n_intervals, paths=p.paths,
         pooled=None if ca.pooled is None else (ca.pooled, cb.pooled)), experiment.pair_columns(pipe, ca, cb, prompts))
         for pid, prompts, ca, cb in units], "cpu")
     fake = {name: {"cost": 1.0, "w2": 1.0, "images": torch.rand(p.n_intervals + 1, 3, p.height, p.width)}
-            for name in p.couplings}
+            for name in p.paths}
     t_lpips, _ = timed(lambda: [experiment.unit_rows(row, "key", 0, fake, lpips_model, p, "bench", {})
                                   for _, row in pairs.iterrows()], p.device)
     return t_ot, t_lpips
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for way, p in ([(naive_unit, base)] if naive_on else []) + [(otinterp_unit, p) for p in setting.values()]:
         run(way, p.replace(steps=2), units[:1])
 
-    n_paths = len(base.couplings) * args.pairs
+    n_paths = len(base.paths) * args.pairs
     device_label = device_name(args.device)
     cuda = str(args.device).startswith("cuda")
     peak = (args.peak_tflops or gpu_peak_tflops(device_label, args.dtype)) if cuda else None
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             "images_per_s": result["images_per_s"], "device_name": device_label, "model": args.model,
             "height": args.size, "width": args.size, "steps": args.steps, "dtype": args.dtype,
             "scheduler": args.scheduler, "paths_per_s": result["paths_per_s"], "batch_size": p.batch_size,
-            "batch_size_asked": b, "n_intervals": args.intervals, "couplings": list(base.couplings),
+            "batch_size_asked": b, "n_intervals": args.intervals, "paths": list(base.paths),
             "pairs": args.pairs, "repeats": args.repeats, "device": args.device, "family": family.name,
             "compile_unet": base.compile_unet, "channels_last": base.channels_last,
             "tflop_per_image": flops, "tflops": result["tflops"], "peak_tflops": peak,

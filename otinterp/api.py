@@ -61,7 +61,7 @@ def _render_params(pipe: Any, *, seed: int, n: int, steps: int, guidance: float,
     size = getattr(pipe, "default_sample_size", None) or pipe.unet.config.sample_size
     default = int(size * pipe.vae_scale_factor)
     return make(seed=seed, n_intervals=n, steps=steps, guidance=float(guidance), height=height or default,
-                width=width or default, batch_size=batch_size, couplings=["ot"])
+                width=width or default, batch_size=batch_size, paths=["ot"])
 
 
 def _to_pil(images: torch.Tensor) -> list:
@@ -137,7 +137,7 @@ def interpolate(pipe: Any, prompt_a: str, prompt_b: str, n: int = 10, path: str 
     family = family_of(pipe)
     cond = family.encode(pipe, [prompt_a, prompt_b])
     pair_id = pair_id if pair_id is not None else prompt_pair_id(prompt_a, prompt_b)
-    rendered = render_unit(pipe, cond[0], cond[1], pair_id, params, seed=seed, couplings=[path],
+    rendered = render_unit(pipe, cond[0], cond[1], pair_id, params, seed=seed, paths=[path],
                            uncond=family.unconditional(pipe))[path]
     model = _lpips_model(lpips, pipe.device)
     measures = None

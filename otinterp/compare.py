@@ -157,7 +157,7 @@ def _runs(results: pd.DataFrame):
 
 def _others(rows: pd.DataFrame) -> list[str]:
     """The paths of :data:`_OTHERS` that a run has, at least one."""
-    others = [c for c in _OTHERS if c in set(rows["coupling"])]
+    others = [c for c in _OTHERS if c in set(rows["path"])]
     if not others:
         raise ValueError(f"run {rows['run'].iloc[0]!r} has neither CLIP nor random paths to compare OT with")
     return others

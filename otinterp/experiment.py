@@ -12,7 +12,7 @@ Incremental and deterministic
 A *unit* is one pair under one initial latent. Each unit is rendered in batches of its own — its
 two endpoints, then each coupling's ``K − 1`` interior points — and scored path by path, so its
 numbers depend only on the pair and the settings, never on which other pairs ran with it, how the
-work was sharded or restarted, or which other couplings were asked for. The results folder
+work was sharded or restarted, or which other paths were asked for. The results folder
 (:mod:`otinterp.store`) is therefore keyed by the settings alone: adding pairs renders only the
 new ones, editing a prompt renders that pair again, adding a latent seed or the slerp path renders
 only what is missing.
@@ -84,9 +84,9 @@ def select_pairs(params: Params, pairs: pd.DataFrame) -> pd.DataFrame:
     return pairs
 
 
-def images_per_pair(n_intervals: int, couplings: Sequence[str] = C.COUPLINGS) -> int:
+def images_per_pair(n_intervals: int, paths: Sequence[str] = C.COUPLINGS) -> int:
     """Renders per pair and latent: the 2 shared endpoints and ``K − 1`` interior points per path."""
-    return 2 + len(couplings) * (n_intervals - 1)
+    return 2 + len(paths) * (n_intervals - 1)
 
 
 def parse_shard(spec: str | tuple[int, int]) -> tuple[int, int]:
@@ -121,7 +121,7 @@ def in_shard(key: str, shard: tuple[int, int]) -> bool:
 # --- paths ------------------------------------------------------------------------------------
 
 def path_embeddings(x: torch.Tensor, y: torch.Tensor, pair_id: str, *, seed: int, n_intervals: int,
-                    couplings: Sequence[str] = C.COUPLINGS, pooled: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    paths: Sequence[str] = C.COUPLINGS, pooled: tuple[torch.Tensor, torch.Tensor] | None = None,
                     fixed_rows: int = 1) -> dict[str, dict[str, Any]]:
     """Couplings, costs and interior path points of one pair, for each path.
 
@@ -133,7 +133,7 @@ def path_embeddings(x: torch.Tensor, y: torch.Tensor, pair_id: str, *, seed: int
         Seeds the random coupling with ``seed`` (:func:`otinterp.couplings.pair_rng`).
     n_intervals : int
         ``K``: the path is sampled at ``t_k = k / K``.
-    couplings : sequence of str
+    paths : sequence of str
         Paths to build, from :data:`otinterp.couplings.PATHS`.
     pooled : pair of (p,) tensors, optional
         The global vectors of the two prompts, interpolated linearly and identically for every path.
@@ -155,7 +155,7 @@ def path_embeddings(x: torch.Tensor, y: torch.Tensor, pair_id: str, *, seed: int
         w = torch.from_numpy(ts)[:, None]
         pooled_path = ((1 - w) * pa + w * pb).to(pooled[0].dtype)
     out = {}
-    for name in couplings:
+    for name in paths:
         perm = C.path_coupling(name, xa, ya, rng, fixed=fixed_rows)
         interior = torch.from_numpy(C.path_points(name, xa, ya, ts, perm=perm)).to(x.dtype)
         out[name] = {"perm": perm, "cost": C.path_cost(name, xa, ya, perm), "interior": interior,
@@ -166,7 +166,7 @@ def path_embeddings(x: torch.Tensor, y: torch.Tensor, pair_id: str, *, seed: int
     return out
 
 
-def render_unit(pipe, cond_a, cond_b, pair_id: str, params: Params, *, seed: int, couplings: Sequence[str],
+def render_unit(pipe, cond_a, cond_b, pair_id: str, params: Params, *, seed: int, paths: Sequence[str],
                 uncond=None, on_images: Callable[[int], None] | None = None) -> dict[str, dict[str, Any]]:
     """Render one pair's paths from the initial latent of ``seed``, in batches of its own.
 
@@ -189,7 +189,7 @@ def render_unit(pipe, cond_a, cond_b, pair_id: str, params: Params, *, seed: int
 
     pooled = None if cond_a.pooled is None else (cond_a.pooled, cond_b.pooled)
     paths = path_embeddings(cond_a.tokens, cond_b.tokens, pair_id, seed=params.seed, n_intervals=params.n_intervals,
-                            couplings=couplings, pooled=pooled, fixed_rows=family_of(pipe).fixed_rows)
+                            paths=paths, pooled=pooled, fixed_rows=family_of(pipe).fixed_rows)
 
     def draw(tokens: torch.Tensor, pooled_batch: torch.Tensor | None) -> torch.Tensor:
         if len(tokens) == 0:  # K = 1: the endpoints only
@@ -247,7 +247,7 @@ def render_pairs(params: Params, pairs: pd.DataFrame, *, pipe=None, seed: int | 
                          batch_size=params.batch_size)
     uncond = family_of(pipe).unconditional(pipe)
     seed = params.latent_seeds[0] if seed is None else seed
-    return {pid: render_unit(pipe, cond[a], cond[b], pid, params, seed=seed, couplings=params.couplings, uncond=uncond)
+    return {pid: render_unit(pipe, cond[a], cond[b], pid, params, seed=seed, paths=params.paths, uncond=uncond)
             for pid, a, b in pairs[["pair_id", "prompt_a", "prompt_b"]].itertuples(index=False)}
 
 
@@ -334,7 +334,7 @@ def unit_rows(pair: pd.Series, key: str, seed: int, paths: dict, lpips_model, pa
         w2 = path["w2"]
         m = path_measures(path["images"][None], lpips_model, batch_size=params.batch_size, resize=params.lpips_resize)
         rows.append({
-            "pair_key": key, "pair_id": pair["pair_id"], "seed": seed, "coupling": name,
+            "pair_key": key, "pair_id": pair["pair_id"], "seed": seed, "path": name,
             "prompt_a": pair["prompt_a"], "prompt_b": pair["prompt_b"],
             "group": float(pair["group"]), "score": float(pair["score"]),
             "cost": path["cost"], "w2": w2, "cost_ratio": path["cost"] / w2 if w2 > 0 else 1.0,
@@ -387,7 +387,7 @@ def plan(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None,
 
 def _plan(params: Params, units: Sequence[Unit], index: ResultIndex, out_dir: Path) -> dict[str, Any]:
     """:func:`plan` of ``units`` given what ``index`` holds."""
-    missing = [index.missing((k, s), params.couplings) for _, k, s in units]
+    missing = [index.missing((k, s), params.paths) for _, k, s in units]
     images = sum(images_per_pair(params.n_intervals, m) for m in missing if m)
     rate = measured_rate(out_dir, params, benchmarks=[params.rates_path] if params.rates_path else [])
     return {"pairs": len({k for _, k, _ in units}), "units": len(units), "units_done": sum(not m for m in missing),
@@ -507,39 +507,39 @@ class _Renderer:
                              out_dir / "embeddings", _model_key(params), batch_size=params.batch_size)
         return cls(params, pairs, out_dir, pipe, lpips_model, uncond, cond)
 
-    def rows(self, unit: Unit, couplings: Sequence[str], on_images: Callable[[int], None]) -> pd.DataFrame:
-        """Render and score ``couplings`` of ``unit``: its result rows (and strips, for chosen pairs)."""
+    def rows(self, unit: Unit, paths: Sequence[str], on_images: Callable[[int], None]) -> pd.DataFrame:
+        """Render and score ``paths`` of ``unit``: its result rows (and strips, for chosen pairs)."""
         i, key, seed = unit
         pair = self.pairs.loc[i]
         a, b = self.cond[pair["prompt_a"]], self.cond[pair["prompt_b"]]
-        paths = render_unit(self.pipe, a, b, pair["pair_id"], self.params, seed=seed, couplings=couplings,
-                            uncond=self.uncond, on_images=on_images)
+        rendered = render_unit(self.pipe, a, b, pair["pair_id"], self.params, seed=seed, paths=paths,
+                               uncond=self.uncond, on_images=on_images)
         values = pair_columns(self.pipe, a, b, (pair["prompt_a"], pair["prompt_b"]),
-                              paths["ot"]["perm"] if "ot" in paths else None)
+                              rendered["ot"]["perm"] if "ot" in rendered else None)
         if pair["pair_id"] in self.params.strip_pair_ids:
-            save_strips(paths, pair["pair_id"], seed, self.out_dir / "strips")
-        return unit_rows(pair, key, seed, paths, self.lpips_model, self.params, family_of(self.pipe).name, values)
+            save_strips(rendered, pair["pair_id"], seed, self.out_dir / "strips")
+        return unit_rows(pair, key, seed, rendered, self.lpips_model, self.params, family_of(self.pipe).name, values)
 
 
-def _claim_batch(queue: list[Unit], index: ResultIndex, claims: Claims, couplings: Sequence[str], size: int,
+def _claim_batch(queue: list[Unit], index: ResultIndex, claims: Claims, paths: Sequence[str], size: int,
                  progress: Progress) -> tuple[list[tuple[Unit, list[str]]], int]:
-    """Take up to ``size`` units off ``queue`` that still miss couplings and that this worker claimed.
+    """Take up to ``size`` units off ``queue`` that still miss paths and that this worker claimed.
 
-    Returns the batch (each unit with its missing couplings) and how many units other workers held.
+    Returns the batch (each unit with its missing paths) and how many units other workers held.
     A unit found finished by another worker counts as done.
     """
     index.refresh()
     batch, held = [], 0
     while queue and len(batch) < size:
         unit = queue.pop(0)
-        missing = index.missing(unit[1:], couplings)
+        missing = index.missing(unit[1:], paths)
         if not missing:  # finished by another worker meanwhile
             progress.advance(1)
         elif not claims.claim(unit[1:]):
             held += 1
         else:  # another worker may have finished it between our refresh and our claim
             index.refresh()
-            missing = index.missing(unit[1:], couplings)
+            missing = index.missing(unit[1:], paths)
             if missing:
                 batch.append((unit, missing))
             else:
@@ -561,7 +561,7 @@ def _render_batch(renderer: _Renderer, batch: Sequence[tuple[Unit, list[str]]], 
 
 def _write_batch(out_dir: Path, batch: Sequence[tuple[Unit, list[str]]], frames: Sequence[pd.DataFrame],
                  key: dict[str, Any], run: str) -> None:
-    """Write a batch's rows as parts, one per set of missing couplings, so that each part's record is exact."""
+    """Write a batch's rows as parts, one per set of missing paths, so that each part's record is exact."""
     for missing in dict.fromkeys(tuple(m) for _, m in batch):
         part = [(unit, rows) for (unit, m), rows in zip(batch, frames) if tuple(m) == missing]
         write_part(out_dir, pd.concat([rows for _, rows in part], ignore_index=True),
@@ -603,7 +603,7 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
     out_dir = Path(out_dir if out_dir is not None else params.results_dir)
     _, index = open_results(out_dir, params, pairs, repair=repair)
     units = shard_units(params, pairs, shard)
-    todo = [u for u in units if index.missing(u[1:], params.couplings)]
+    todo = [u for u in units if index.missing(u[1:], params.paths)]
     progress = Progress(_plan(params, units, index, out_dir), every=progress_every, disable=disable)
     record = start_record(out_dir, params, pairs, shard)
     claims, held = Claims(out_dir), 0
@@ -612,7 +612,7 @@ def run(params: Params, pairs: pd.DataFrame, out_dir: str | Path | None = None, 
         progress.start()  # after loading models and encoding prompts: the rate is rendering's
         queue = list(todo)
         while queue:
-            batch, busy = _claim_batch(queue, index, claims, params.couplings, params.pairs_per_part, progress)
+            batch, busy = _claim_batch(queue, index, claims, params.paths, params.pairs_per_part, progress)
             held += busy
             _write_batch(out_dir, batch, _render_batch(renderer, batch, claims, progress), index.key, record.stem)
             claims.release()

@@ -127,7 +127,7 @@ def _render_paths(pipe: Any, cond_a: Conditioning, cond_b: Conditioning, pair_id
     from otinterp.families import family_of
 
     params = with_batch_size(params, pipe).replace(n_intervals=frames - 1)
-    return render_unit(pipe, cond_a, cond_b, pair_id, params, seed=seed, couplings=paths,
+    return render_unit(pipe, cond_a, cond_b, pair_id, params, seed=seed, paths=paths,
                        uncond=family_of(pipe).unconditional(pipe))
 
 

@@ -16,6 +16,7 @@ import hashlib
 import os
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -24,7 +25,7 @@ import yaml
 
 
 __all__ = [
-    "Params", "load", "make", "profile_file", "profiles", "runs_root", "figures_root", "REPO_ROOT", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS", "RANDOM_WEIGHT_MODELS",
+    "Params", "load", "make", "upgrade", "RENAMED", "profile_file", "profiles", "runs_root", "figures_root", "REPO_ROOT", "parse_overrides", "RESULT_FIELDS", "PATH_FIELDS", "RANDOM_WEIGHT_MODELS",
     "RANDOM_WEIGHTS_NOTE",
 ]
 
@@ -78,7 +79,7 @@ class Params:
     guidance: float = 7.5
     scheduler: Literal["default", "ddim", "dpm-solver++", "euler"] = "default"
     seeds: Optional[list[int]] = None
-    couplings: list[str] = field(default_factory=lambda: ["ot", "clip", "random"])
+    paths: list[str] = field(default_factory=lambda: ["ot", "clip", "random"])
     height: int = 64
     width: int = 64
     batch_size: Union[int, Literal["auto"]] = 32
@@ -117,8 +118,8 @@ class Params:
         if not 0 <= self.min_effect <= 1:
             raise ValueError(f"parameter 'min_effect' must be in [0, 1], got {self.min_effect}")
         known = ("ot", "clip", "random", "slerp")
-        if not set(self.couplings) <= set(known) or "ot" not in self.couplings or len(set(self.couplings)) < len(self.couplings):
-            raise ValueError(f"parameter 'couplings' must list distinct names of {', '.join(known)} including 'ot', got {self.couplings}")
+        if not set(self.paths) <= set(known) or "ot" not in self.paths or len(set(self.paths)) < len(self.paths):
+            raise ValueError(f"parameter 'paths' must list distinct names of {', '.join(known)} including 'ot', got {self.paths}")
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) < len(self.seeds) or min(self.seeds) < 0):
             raise ValueError(f"parameter 'seeds' must be a non-empty list of distinct seeds >= 0, got {self.seeds}")
         if self.pairs_source == "csv" and self.pairs_csv is None:
@@ -189,6 +190,29 @@ class Params:
         return dataclasses.asdict(self)
 
 
+#: Settings renamed since older profiles and run records: old name → new name.
+RENAMED = {"couplings": "paths"}  # slerp is a path, not a coupling
+
+
+def upgrade(values: dict[str, Any], where: str, *, warn: bool = True) -> dict[str, Any]:
+    """``values`` with every renamed setting (:data:`RENAMED`) under its new name.
+
+    A profile or override that still uses an old name is read, not refused, and (with ``warn``)
+    says so in one ``FutureWarning`` line naming the file; both names at once is an error.
+    """
+    out = dict(values)
+    for old, new in RENAMED.items():
+        if old not in out:
+            continue
+        if new in out:
+            raise ValueError(f"{where}: gives both {old!r} and its new name {new!r}; keep {new!r}")
+        out[new] = out.pop(old)
+        if warn:
+            warnings.warn(f"{where}: the setting {old!r} is now {new!r} (read as {new}: {out[new]!r}); rename it",
+                          FutureWarning, stacklevel=3)
+    return out
+
+
 #: Fields whose change changes the experiment's results; a results folder is tied to them.
 RESULT_FIELDS = (
     "seed", "model", "dtype", "n_intervals", "steps", "guidance", "height", "width",
@@ -222,7 +246,8 @@ def _check_names(values: dict[str, Any]) -> None:
     if unknown:
         import difflib
 
-        close = [m for name in unknown for m in difflib.get_close_matches(name, known, n=1)]
+        close = [RENAMED.get(name) or next(iter(difflib.get_close_matches(name, known, n=1)), None) for name in unknown]
+        close = [c for c in close if c]
         hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
         raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))}{hint}; known: {', '.join(sorted(known))}")
 
@@ -333,7 +358,8 @@ def load(path: str | Path, **overrides: Any) -> Params:
     if values.get("profile", path.stem) != path.stem:
         raise ValueError(f"{path}: says profile: {values['profile']!r}, but a profile's name is its file's name "
                          f"({path.stem!r}); remove the line")
-    values.update(profile=path.stem, profile_path=str(path), **overrides)
+    values = {**upgrade(values, str(path)), **upgrade(overrides, "--set")}
+    values.update(profile=path.stem, profile_path=str(path))
     try:
         return make(**values).resolved(path.parent.parent if path.parent.name == "params" else path.parent)
     except (TypeError, ValueError) as err:

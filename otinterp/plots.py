@@ -89,14 +89,14 @@ def _suptitle(fig: Figure, text: str) -> None:
 
 def _paths_in(results: pd.DataFrame, among: Sequence[str] = PATHS) -> list[str]:
     """The paths of ``among`` that ``results`` has rows for, in :data:`~otinterp.couplings.PATHS` order."""
-    present = set(results["coupling"]) if "coupling" in results.columns else set()
+    present = set(results["path"]) if "path" in results.columns else set()
     return [c for c in PATHS if c in among and c in present]
 
 
-def _long(results: pd.DataFrame, metric: str, couplings: Sequence[str]) -> pd.DataFrame:
+def _long(results: pd.DataFrame, metric: str, paths: Sequence[str]) -> pd.DataFrame:
     """``metric`` in long form (``group``, ``coupling``, value), checked by :func:`per_pair`."""
-    wide = per_pair(results, metric, couplings)
-    return wide.melt(id_vars="group", var_name="coupling", value_name=metric)
+    wide = per_pair(results, metric, paths)
+    return wide.melt(id_vars="group", var_name="path", value_name=metric)
 
 
 def _at_k(results: pd.DataFrame) -> str:
@@ -108,16 +108,16 @@ def _at_k(results: pd.DataFrame) -> str:
 def _boxes(ax, data: pd.DataFrame, y: str, ylabel: str) -> None:
     """Box plots of ``y`` by similarity group, one box per coupling in the data; with fewer than
     :data:`FEW_PAIRS` pairs in a box, every pair is drawn as a point over it."""
-    hue_order = [c for c in PATHS if c in set(data["coupling"])]
-    layout = {"data": data, "x": "group", "y": y, "hue": "coupling", "order": sorted(data["group"].unique()),
+    hue_order = [c for c in PATHS if c in set(data["path"])]
+    layout = {"data": data, "x": "group", "y": y, "hue": "path", "order": sorted(data["group"].unique()),
               "hue_order": hue_order, "palette": PALETTE, "ax": ax}
-    few = data.groupby(["group", "coupling"]).size().max() < FEW_PAIRS
+    few = data.groupby(["group", "path"]).size().max() < FEW_PAIRS
     sns.boxplot(**layout, fliersize=0 if few else 2, linewidth=0.8)
     if few:
         sns.stripplot(**layout, dodge=True, size=3.5, edgecolor="0.2", linewidth=0.5, legend=False)
     ax.set(xlabel=_GROUP_LABEL, ylabel=ylabel)
     handles, names = ax.get_legend_handles_labels()
-    ax.legend(handles, [PATH_LABELS[n] for n in names], title="coupling")
+    ax.legend(handles, [PATH_LABELS[n] for n in names], title="path")
 
 
 @_styled
@@ -139,11 +139,11 @@ def ppl_cost_boxplots(results: pd.DataFrame, *, model: str | None = None, note: 
     fig : Figure
         Two axes.
     """
-    couplings = _paths_in(results)
+    paths = _paths_in(results)
     fig = plt.figure(figsize=(12, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
-    _boxes(axes[0], _long(results, "ppl", couplings), "ppl", f"PPL{_at_k(results)} (mean LPIPS between steps)")
-    _boxes(axes[1], _long(results, "cost", couplings), "cost", "coupling cost C(σ)")
+    _boxes(axes[0], _long(results, "ppl", paths), "ppl", f"PPL{_at_k(results)} (mean LPIPS between steps)")
+    _boxes(axes[1], _long(results, "cost", paths), "cost", "coupling cost C(σ)")
     axes[1].get_legend().remove()
     _suptitle(fig, _title("PPL and coupling cost by similarity group", note, model))
     return fig
@@ -174,11 +174,11 @@ def measures_boxplots(results: pd.DataFrame, *, measures: Sequence[str] = BEYOND
     """
     if not measures:
         raise ValueError("measures must name at least one column")
-    couplings = _paths_in(results)
+    paths = _paths_in(results)
     fig = plt.figure(figsize=(5 * len(measures), 4.2), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(measures)))
     for i, (ax, measure) in enumerate(zip(axes, measures)):
-        _boxes(ax, _long(results, measure, couplings), measure, MEASURE_LABELS.get(measure, measure))
+        _boxes(ax, _long(results, measure, paths), measure, MEASURE_LABELS.get(measure, measure))
         if i:
             ax.get_legend().remove()
     _suptitle(fig, _title("Measures beyond PPL by similarity group (√LPIPS lengths: comparable at any K)", note,
@@ -574,17 +574,17 @@ def excess_cost_vs_similarity(results: pd.DataFrame, *, model: str | None = None
     fig : Figure
         One axes per coupling present among CLIP and random.
     """
-    couplings = _paths_in(results, ("clip", "random"))
-    if not couplings:
+    paths = _paths_in(results, ("clip", "random"))
+    if not paths:
         raise ValueError("results have no rows for the clip or random coupling: no excess cost to draw")
-    data = _long(results, "cost_ratio", couplings)
+    data = _long(results, "cost_ratio", paths)
     data["excess"] = data["cost_ratio"] - 1
-    fig = plt.figure(figsize=(4.5 * len(couplings) + 1, 4.2), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(couplings)))
-    for ax, coupling in zip(axes, couplings):
-        _boxes(ax, data[data["coupling"] == coupling], "excess", "relative excess cost C(σ)/W2 − 1")
+    fig = plt.figure(figsize=(4.5 * len(paths) + 1, 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(paths)))
+    for ax, path in zip(axes, paths):
+        _boxes(ax, data[data["path"] == path], "excess", "relative excess cost C(σ)/W2 − 1")
         ax.get_legend().remove()
-        ax.set_title(PATH_LABELS[coupling])
+        ax.set_title(PATH_LABELS[path])
     _suptitle(fig, _title("Relative excess coupling cost C(σ)/W2 − 1 of suboptimal couplings against similarity", note, model))
     return fig
 

@@ -41,7 +41,7 @@ def test_interpolate_equals_the_experiments_images_bitwise(tmp_path, pipe, lpips
         assert len(got.images) == 4 and got.images[0].size == (32, 32)
         strip = np.asarray(Image.open(tmp_path / "strips" / f"pair-cat_{path}.png"))
         assert np.array_equal(np.concatenate([np.asarray(im) for im in got.images], axis=1), strip), path
-    results = experiment.load_results(tmp_path, pairs, params=P).set_index("coupling")
+    results = experiment.load_results(tmp_path, pairs, params=P).set_index("path")
     assert got.measures["ppl"] == pytest.approx(results.loc["random", "ppl"], rel=1e-6)
     assert got.measures["intervals"] == 3
     assert got.cost == pytest.approx(results.loc["random", "cost"]) and got.w2 == pytest.approx(results.loc["ot", "w2"])

@@ -33,12 +33,12 @@ def unit_rows(pair, seed, p, rng, gain):
     w2 = 6 - pair.group + rng.uniform(0, 0.5)
     ppl_ot = 0.6 - 0.05 * pair.group + rng.uniform(0, 0.05)
     out = []
-    for j, c in enumerate(p.couplings):
+    for j, c in enumerate(p.paths):
         cost = w2 * (1 + j * (0.1 * pair.group + rng.uniform(0, 0.05)))
         ppl = ppl_ot + j * gain(pair.group) * rng.uniform(0.5, 1.5)
         out.append({
             "pair_key": store.pair_key(pair.pair_id, pair.prompt_a, pair.prompt_b), "pair_id": pair.pair_id,
-            "seed": seed, "coupling": c, "prompt_a": pair.prompt_a, "prompt_b": pair.prompt_b,
+            "seed": seed, "path": c, "prompt_a": pair.prompt_a, "prompt_b": pair.prompt_b,
             "group": float(pair.group), "score": float(pair.score), "cost": cost, "w2": w2, "cost_ratio": cost / w2,
             "ppl": ppl, "distances": [ppl] * K, "max_step": ppl, "total_length": K * ppl, "smoothness": 1.0,
             "path_efficiency": 1.0, "excursion": 0.0, "family": "sd15", "model": p.model,
@@ -57,7 +57,7 @@ def fake_run(run_dir, model, *, gain=lambda g: 0.02 * g, seeds=(0,), per_group=P
     rng = np.random.default_rng(rng_seed)
     rows = [r for pair in pairs.itertuples() for s in seeds for r in unit_rows(pair, s, p, rng, gain)]
     units = [(store.pair_key(pr.pair_id, pr.prompt_a, pr.prompt_b), s) for pr in pairs.itertuples() for s in seeds]
-    store.write_part(run_dir / "results", pd.DataFrame(rows), units, p.couplings, result_key(p), "test")
+    store.write_part(run_dir / "results", pd.DataFrame(rows), units, p.paths, result_key(p), "test")
     return run_dir
 
 
@@ -92,8 +92,8 @@ def test_load_runs_adds_the_run_model_family_and_weights(runs, loaded):
     # every pair, seed and coupling of each run, as store.load_results gives them
     assert by_run.size().to_dict() == {"trained": 60 * 2 * 3, "sd15-random": 60 * 3}
     alone = store.load_results(runs["trained"] / "results")
-    mine = loaded[loaded["run"] == "trained"].set_index(["pair_id", "seed", "coupling"])["ppl"]
-    pd.testing.assert_series_equal(mine.sort_index(), alone.set_index(["pair_id", "seed", "coupling"])["ppl"].sort_index())
+    mine = loaded[loaded["run"] == "trained"].set_index(["pair_id", "seed", "path"])["ppl"]
+    pd.testing.assert_series_equal(mine.sort_index(), alone.set_index(["pair_id", "seed", "path"])["ppl"].sort_index())
     # the random-weights caveat is carried; the trained run has only the random LPIPS one
     assert "random weights" in by_run["caveat"].first()["sd15-random"]
     assert by_run["caveat"].first()["trained"] == "LPIPS with a random backbone"
@@ -144,7 +144,7 @@ def test_ppl_gains_are_per_pair_seed_means_against_brute_force(loaded):
     assert len(gains) == 2 * 2 * len(GROUPS)
     for row in gains.sample(8, random_state=0).itertuples():
         rows = loaded[(loaded["run"] == row.run) & (loaded["group"] == row.group)]
-        mean = rows.groupby(["pair_id", "coupling"])["ppl"].mean().unstack()
+        mean = rows.groupby(["pair_id", "path"])["ppl"].mean().unstack()
         other = row.comparison.split()[-1]
         gain = mean[other] - mean["ot"]
         assert row.n == PER_GROUP

@@ -63,11 +63,11 @@ def test_a_unit_renders_on_the_gpu_as_on_the_cpu():
     def unit(pipe):
         family = family_of(pipe)
         cond = family.encode(pipe, PROMPTS[:2])
-        return experiment.render_unit(pipe, cond[0], cond[1], "pair-0", p, seed=0, couplings=p.couplings,
+        return experiment.render_unit(pipe, cond[0], cond[1], "pair-0", p, seed=0, paths=p.paths,
                                       uncond=family.unconditional(pipe))
 
     cpu, gpu = unit(load_pipeline("tiny")), unit(load_pipeline("tiny", device="cuda", dtype="float16"))
-    for name in p.couplings:
+    for name in p.paths:
         assert (cpu[name]["perm"] == gpu[name]["perm"]).all()
         assert (cpu[name]["images"] - gpu[name]["images"]).abs().max() <= 0.01
 

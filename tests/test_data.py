@@ -469,7 +469,7 @@ def test_caption_disjoint_subset_shares_no_caption_and_is_greedy_in_round_robin_
     assert data.caption_disjoint_subset(drawn.sample(frac=1, random_state=1)).sort_values("pair_id")[
         "pair_id"].tolist() == ["p2", "p3", "p5", "p6"]
     # a results table: every row of a kept pair is kept, couplings included
-    results = table.loc[table.index.repeat(3)].assign(coupling=["ot", "clip", "random"] * 6)
+    results = table.loc[table.index.repeat(3)].assign(path=["ot", "clip", "random"] * 6)
     assert data.caption_disjoint_subset(results)["pair_id"].tolist() == [p for p in subset["pair_id"] for _ in range(3)]
 
 

@@ -49,7 +49,7 @@ def run(out, pairs, pipe, lpips_model, **kw):
 
 def test_results_schema_and_values(full_run, pairs):
     assert len(full_run) == 3 * len(pairs)
-    assert list(full_run.groupby("pair_id")["coupling"].apply(list).iloc[0]) == list(COUPLINGS)
+    assert list(full_run.groupby("pair_id")["path"].apply(list).iloc[0]) == list(COUPLINGS)
     for _, r in full_run.iterrows():
         assert len(r["distances"]) == P.n_intervals
         assert r["ppl"] == pytest.approx(np.mean(r["distances"]))
@@ -57,9 +57,9 @@ def test_results_schema_and_values(full_run, pairs):
         assert r["total_length"] == pytest.approx(sum(r["distances"]))
         assert 0 <= r["smoothness"] <= 1
         assert r["lpips_backbone"] == "random"
-    ot = full_run[full_run.coupling == "ot"].set_index("pair_id")
+    ot = full_run[full_run.path == "ot"].set_index("pair_id")
     for name in ("clip", "random"):
-        other = full_run[full_run.coupling == name].set_index("pair_id")
+        other = full_run[full_run.path == name].set_index("pair_id")
         assert (other["cost"] >= ot["cost"] - 1e-9).all()
     np.testing.assert_allclose(ot["cost_ratio"], 1.0)
     np.testing.assert_allclose(full_run["cost_ratio"], full_run["cost"] / full_run["w2"])
@@ -69,7 +69,7 @@ def test_costs_match_the_couplings_of_the_embeddings(full_run, pipe, pairs):
     row = pairs.iloc[2]
     x, y = (e.double().numpy() for e in family_of(pipe).encode(pipe, [row.prompt_a, row.prompt_b]).tokens)
     perm = random_coupling(77, pair_rng(P.seed, row.pair_id))
-    got = full_run[full_run.pair_id == row.pair_id].set_index("coupling")["cost"]
+    got = full_run[full_run.pair_id == row.pair_id].set_index("path")["cost"]
     assert got["random"] == pytest.approx(np.sqrt(np.mean(np.sum((x - y[perm]) ** 2, 1))), rel=1e-6)
     assert got["ot"] == pytest.approx(np.sqrt(np.mean(np.sum((x - y[ot_coupling(x, y)]) ** 2, 1))), rel=1e-6)
 
@@ -273,7 +273,7 @@ def test_latent_seeds_give_a_row_per_seed_and_the_paper_seed_is_unchanged(tmp_pa
                                                                             pairs):
     two = experiment.run(P.replace(seeds=[0, 1]), pairs.iloc[:2], tmp_path, pipe=pipe, lpips_model=lpips_model,
                          disable=True)
-    assert len(two) == 2 * 2 * 3 and (two.groupby(["pair_id", "coupling"]).size() == 2).all()
+    assert len(two) == 2 * 2 * 3 and (two.groupby(["pair_id", "path"]).size() == 2).all()
     seed0 = two[two.seed == 0].reset_index(drop=True)
     pd.testing.assert_frame_equal(seed0, full_run[full_run.pair_id.isin(["pair-cat", "pair-dog"])].reset_index(drop=True))
     assert (two[two.seed == 1]["ppl"].values != seed0["ppl"].values).all()
@@ -282,10 +282,10 @@ def test_latent_seeds_give_a_row_per_seed_and_the_paper_seed_is_unchanged(tmp_pa
 
 def test_slerp_is_added_without_changing_the_paper_couplings(tmp_path, full_run, pipe, lpips_model, pairs):
     run(tmp_path, pairs.iloc[:2], pipe, lpips_model)
-    four = experiment.run(P.replace(couplings=["ot", "clip", "random", "slerp"]), pairs.iloc[:2], tmp_path, pipe=pipe,
+    four = experiment.run(P.replace(paths=["ot", "clip", "random", "slerp"]), pairs.iloc[:2], tmp_path, pipe=pipe,
                           lpips_model=lpips_model, disable=True)
-    assert list(four.coupling[:4]) == ["ot", "clip", "random", "slerp"]
-    paper = four[four.coupling != "slerp"].reset_index(drop=True)
+    assert list(four.path[:4]) == ["ot", "clip", "random", "slerp"]
+    paper = four[four.path != "slerp"].reset_index(drop=True)
     pd.testing.assert_frame_equal(paper, full_run[full_run.pair_id.isin(["pair-cat", "pair-dog"])].reset_index(drop=True))
 
 
@@ -416,7 +416,7 @@ def test_every_family_runs_the_experiment(tmp_path, spec, tiny_pipe, lpips_model
     got = experiment.run(p, pairs.iloc[:2], tmp_path, pipe=pipe, lpips_model=lpips_model, disable=True)
     assert len(got) == 2 * 3 and set(got["family"]) == {family_of(pipe).name}
     for _, rows in got.groupby("pair_id"):
-        cost = rows.set_index("coupling")["cost"]
+        cost = rows.set_index("path")["cost"]
         assert cost["ot"] == pytest.approx(rows["w2"].iloc[0]) and (cost >= cost["ot"] - 1e-9).all()
     assert np.isfinite(got["ppl"]).all() and (got["ppl"] > 0).all()
     assert set(got["global_path"]) == {"none" if spec == "sd21-tiny" else "linear"}

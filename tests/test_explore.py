@@ -223,7 +223,7 @@ def test_paths_are_the_experiments_on_a_family_with_a_global_vector():
     pipe, lpips_model = E.load_models(params)
     ex = E.explore(pipe, lpips_model, A, B, params, frames=4, paths=COUPLINGS, pair_id="p1")
     cond = family_of(pipe).encode(pipe, [A, B])
-    unit = render_unit(pipe, cond[0], cond[1], "p1", params, seed=0, couplings=COUPLINGS,
+    unit = render_unit(pipe, cond[0], cond[1], "p1", params, seed=0, paths=COUPLINGS,
                        uncond=family_of(pipe).unconditional(pipe))
     for p in COUPLINGS:
         np.testing.assert_array_equal(ex.perms[p], unit[p]["perm"])

@@ -88,7 +88,7 @@ def test_an_edge_of_the_ot_triangle_is_the_experiment_s_ot_path(mixed):
     grid = M.mix_grid(conds, M.weight_grid(r), "ot")
     edge = [i * (i + 1) // 2 for i in range(1, r)]  # cells (i, 0): weights ((r - i) / r, i / r, 0)
     pooled = None if conds[0].pooled is None else (conds[0].pooled, conds[1].pooled)
-    path = path_embeddings(conds[0].tokens, conds[1].tokens, "p", seed=0, n_intervals=r, couplings=["ot"],
+    path = path_embeddings(conds[0].tokens, conds[1].tokens, "p", seed=0, n_intervals=r, paths=["ot"],
                            pooled=pooled, fixed_rows=family_of(pipe).fixed_rows)["ot"]
     for k, cell in enumerate(edge):
         got, want = (np.asarray(z, dtype=np.float64) for z in (grid.tokens[cell], path["interior"][k]))

@@ -78,8 +78,8 @@ def test_results_cover_every_pair_and_coupling(smoke_run):
     pairs = pd.read_parquet(smoke_run.run / "pairs.parquet")
     results = load_results(smoke_run.run / "results", pairs)
     assert len(results) == 3 * len(pairs)
-    assert set(results["coupling"]) == {"ot", "clip", "random"}
-    assert (results.groupby("pair_id")["coupling"].nunique() == 3).all()
+    assert set(results["path"]) == {"ot", "clip", "random"}
+    assert (results.groupby("pair_id")["path"].nunique() == 3).all()
     manifest = json.loads((smoke_run.run / "results" / "manifest.json").read_text())
     assert manifest["params"]["profile"] == "smoke" and manifest["versions"]["torch"]
     assert manifest["profile_text"] == (ROOT / "params" / "smoke.yaml").read_text()
@@ -175,7 +175,7 @@ def result_rows(run):
     """Every result row in a fixed order; parts are read as files, their names differ between runs."""
     parts = sorted((run / "results" / "parts").glob("part-*.parquet"))
     rows = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-    return rows.sort_values(["pair_id", "seed", "coupling"], ignore_index=True)
+    return rows.sort_values(["pair_id", "seed", "path"], ignore_index=True)
 
 
 def test_deleted_results_are_rendered_again_then_nothing_is_to_be_done(smoke_run):

@@ -140,8 +140,8 @@ def test_unknown_profile_names_the_existing_ones():
 
 
 @pytest.mark.parametrize("field, value, match", [
-    ("couplings", ["clip", "random"], "including 'ot'"),
-    ("couplings", ["ot", "sl3rp"], "must list distinct names"),
+    ("paths", ["clip", "random"], "including 'ot'"),
+    ("paths", ["ot", "sl3rp"], "must list distinct names"),
     ("seeds", [], "non-empty list"),
     ("seeds", [1, 1], "distinct seeds"),
     ("scheduler", "pndm", "one of 'default'"),
@@ -206,3 +206,19 @@ def test_a_local_model_keys_by_its_configs_not_its_path(tmp_path):
     (tmp_path / "compute" / "stable-diffusion-v1-5" / "unet" / "config.json").write_text('{"sample_size": 96}')
     assert result_key(params.make(model=str(tmp_path / "compute" / "stable-diffusion-v1-5")))["model"] != keys[0]
     assert result_key(params.make(model="tiny"))["model"] == "tiny"
+
+
+def test_an_old_profile_says_couplings_is_now_paths_and_is_read(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text("couplings: [ot, clip, random, slerp]\n")
+    with pytest.warns(FutureWarning, match=r"the setting 'couplings' is now 'paths' \(read as paths: \['ot'") as seen:
+        p = params.load(old)
+    assert p.paths == ["ot", "clip", "random", "slerp"] and len(seen) == 1
+    with pytest.warns(FutureWarning, match="--set: the setting 'couplings'"):
+        assert params.load("smoke", couplings=["ot", "clip"]).paths == ["ot", "clip"]
+    both = tmp_path / "both.yaml"
+    both.write_text("couplings: [ot]\npaths: [ot]\n")
+    with pytest.raises(ValueError, match="gives both 'couplings' and its new name 'paths'"):
+        params.load(both)
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) 'couplings' \(did you mean 'paths'\?\)"):
+        params.make(couplings=["ot"])

@@ -32,7 +32,7 @@ def results():
 def results4():
     """Four paths (slerp added as a copy of CLIP) with the measures beyond PPL."""
     base = synthetic_results(3, groups=(0.5, 2.0, 5.0))
-    slerp = base[base["coupling"] == "clip"].assign(coupling="slerp")
+    slerp = base[base["path"] == "clip"].assign(path="slerp")
     out = pd.concat([base, slerp], ignore_index=True)
     rng = np.random.default_rng(0)
     return out.assign(path_efficiency=rng.uniform(0.2, 1.0, len(out)), excursion=rng.uniform(0.3, 1.5, len(out)),
@@ -112,7 +112,7 @@ def test_save_figure_writes_png_and_pdf(tmp_path, results):
 
 
 def test_bad_results_are_errors_naming_the_pair(results):
-    broken = results[~((results["pair_id"] == "g2.0-p001") & (results["coupling"] == "clip"))]
+    broken = results[~((results["pair_id"] == "g2.0-p001") & (results["path"] == "clip"))]
     with pytest.raises(ValueError, match=r"'g2\.0-p001' \(no clip\)"):
         ppl_cost_boxplots(broken)
 

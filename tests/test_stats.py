@@ -44,7 +44,7 @@ def synthetic_results(per_group=6, *, groups=GROUPS, effect="ot_smaller", seed=0
                     cost, ppl = w2 + shift, ppl_ot + shift
                 rows.append({
                     "pair_id": pid, "prompt_a": f"prompt {pid} a", "prompt_b": f"prompt {pid} b",
-                    "group": float(g), "score": float(g) - 0.25, "coupling": c, "cost": cost, "w2": w2,
+                    "group": float(g), "score": float(g) - 0.25, "path": c, "cost": cost, "w2": w2,
                     "cost_ratio": cost / w2, "ppl": ppl, "distances": [ppl] * K, "max_step": ppl,
                     "total_length": K * ppl, "smoothness": 1.0,
                 })
@@ -66,7 +66,7 @@ def test_paired_tests_equal_scipy_wilcoxon(per_group):
     tests = paired_tests(results, "ppl")
     assert list(tests.columns) == list(TEST_COLUMNS)
     assert len(tests) == 2 * 3
-    wide = results.pivot(index="pair_id", columns="coupling", values="ppl")
+    wide = results.pivot(index="pair_id", columns="path", values="ppl")
     group = results.groupby("pair_id")["group"].first()
     for row in tests.itertuples():
         block = wide[group == row.group]
@@ -134,7 +134,7 @@ def test_ot_smaller_by_construction_is_significant_in_every_group():
 
 def test_ot_larger_by_construction_is_marked_the_other_way():
     results = synthetic_results(6)
-    results["coupling"] = results["coupling"].map({"ot": "clip", "clip": "ot", "random": "random"})
+    results["path"] = results["path"].map({"ot": "clip", "clip": "ot", "random": "random"})
     tests = paired_tests(results, "ppl", others=("clip",))
     assert (tests["median_difference"] > 0).all() and (tests["p_two_sided"] < 0.05).all()
     assert set(tests["mark"]) == {"*†"}
@@ -145,7 +145,7 @@ def test_direction_is_the_tests_not_the_medians():
     # OT minus CLIP: the median is negative, yet the test rejects towards OT being larger
     d = np.array([-0.01] * 60 + [0.5] * 40 + [-0.02] * 5)
     results = synthetic_results(len(d), groups=(1.0,), effect="identical")
-    results.loc[results["coupling"] == "ot", "ppl"] += d
+    results.loc[results["path"] == "ot", "ppl"] += d
     row = paired_tests(results, "ppl", others=("clip",)).iloc[0]
     assert row["median_difference"] < 0
     assert row["rank_biserial"] == pytest.approx(0.23, abs=0.01)
@@ -153,7 +153,7 @@ def test_direction_is_the_tests_not_the_medians():
     assert row["mark"] == "*" + AGAINST_OT
     assert table1(pd.DataFrame([row])).iloc[0, 0] == "*†"
     # the mirror image is significant in OT's favour: a plain star
-    results.loc[results["coupling"] == "ot", "ppl"] -= 2 * d
+    results.loc[results["path"] == "ot", "ppl"] -= 2 * d
     assert paired_tests(results, "ppl", others=("clip",)).iloc[0]["mark"] == "*"
 
 
@@ -172,26 +172,26 @@ def test_seeds_are_averaged_per_pair():
     pd.testing.assert_frame_equal(paired_tests(seeds, "ppl"), paired_tests(one, "ppl"))
     assert "mean over 2 latent seeds" in seeds_note(seeds) and seeds_note(one) is None
     with pytest.raises(ValueError, match=r"'g1\.0-p000' \(clip: 1 of 2 seeds\)"):
-        per_pair(seeds[~((seeds["pair_id"] == "g1.0-p000") & (seeds["coupling"] == "clip") & (seeds["seed"] == 7))], "ppl")
+        per_pair(seeds[~((seeds["pair_id"] == "g1.0-p000") & (seeds["path"] == "clip") & (seeds["seed"] == 7))], "ppl")
     with pytest.raises(ValueError, match=r"duplicate \(pair, coupling, seed\)"):
         per_pair(pd.concat([seeds, seeds.iloc[[0]]]), "ppl")
 
 
 def test_any_subset_of_paths_with_ot_as_reference():
     results = synthetic_results(6, groups=(1.0, 2.0))
-    slerp = results[results["coupling"] == "clip"].assign(coupling="slerp", cost=np.nan, cost_ratio=np.nan)
+    slerp = results[results["path"] == "clip"].assign(path="slerp", cost=np.nan, cost_ratio=np.nan)
     with_slerp = pd.concat([results, slerp])
     tests = paired_tests(with_slerp, "ppl")
     assert tests["comparison"].unique().tolist() == ["ot vs clip", "ot vs random", "ot vs slerp"]
     assert table1(tests).index[-2:].tolist() == ["OT vs. Slerp PPL", N_ROW]
     assert paired_tests(with_slerp, "cost")["comparison"].unique().tolist() == ["ot vs clip", "ot vs random"]
-    only_random = results[results["coupling"] != "clip"]
+    only_random = results[results["path"] != "clip"]
     assert paired_tests(only_random, "ppl")["comparison"].unique().tolist() == ["ot vs random"]
     tests = hypothesis_tests(only_random, n_resamples=20).set_index("test")
     # H2–H4 compare OT with both other couplings: each of their tests names the absent one
     assert set(tests.loc[tests["id"] != "H1", "reason_all"]) == {"needs path(s) clip (absent)"}
     with pytest.raises(ValueError, match="unknown coupling.*'linear'"):
-        paired_tests(results.replace({"coupling": {"clip": "linear"}}), "ppl")
+        paired_tests(results.replace({"path": {"clip": "linear"}}), "ppl")
 
 
 def test_identical_couplings_give_nothing_significant():
@@ -224,8 +224,8 @@ def test_group_with_one_pair_gives_nan_and_a_note():
 
 def test_zero_differences_are_discarded_and_noted():
     results = synthetic_results(8, groups=(1.0,))
-    results.loc[(results["pair_id"] == "g1.0-p000") & (results["coupling"] == "clip"), "ppl"] = \
-        results.loc[(results["pair_id"] == "g1.0-p000") & (results["coupling"] == "ot"), "ppl"].item()
+    results.loc[(results["pair_id"] == "g1.0-p000") & (results["path"] == "clip"), "ppl"] = \
+        results.loc[(results["pair_id"] == "g1.0-p000") & (results["path"] == "ot"), "ppl"].item()
     row = paired_tests(results, "ppl", others=("clip",)).iloc[0]
     assert row["note"] == "1 zero difference(s) discarded"
     assert row["n"] == 8 and row["mark"] == "*"
@@ -236,7 +236,7 @@ def test_zero_differences_are_discarded_and_noted():
 
 def test_pair_missing_a_coupling_is_an_error_naming_it():
     results = synthetic_results(3)
-    results = results[~((results["pair_id"] == "g2.5-p001") & (results["coupling"] == "random"))]
+    results = results[~((results["pair_id"] == "g2.5-p001") & (results["path"] == "random"))]
     with pytest.raises(ValueError, match=r"'g2\.5-p001' \(no random\)"):
         paired_tests(results, "ppl")
     # the pair is fine for a comparison that does not need the missing coupling
@@ -478,7 +478,7 @@ def test_hypothesis_tests_are_deterministic():
 
 def test_ot_worse_in_every_pair_contradicts_h3():
     results = synthetic_results(40, groups=(1.0, 2.0, 3.0))
-    ot = results["coupling"] == "ot"
+    ot = results["path"] == "ot"
     results.loc[ot, "ppl"] = results.loc[ot, "ppl"] + 1.0  # OT worse than CLIP and random in every pair
     tests = hypothesis_tests(results, n_resamples=100).set_index("test")
     row = tests.loc["r(PPL OT − CLIP)"]
@@ -493,7 +493,7 @@ def test_ot_worse_in_every_pair_contradicts_h3():
 
 def test_a_missing_path_makes_h2_to_h4_not_testable_and_says_which():
     results = synthetic_results(6)
-    h = hypotheses(results[results["coupling"] != "random"])
+    h = hypotheses(results[results["path"] != "random"])
     assert h.loc["H1", "verdict_all"] == "supported"
     assert set(h.loc[["H2", "H3", "H4"], "verdict_all"]) == {"not testable"}
     assert "needs path(s) random (absent)" in h.loc["H3", "evidence"]
@@ -527,15 +527,15 @@ def h3_results(random_smoother: bool, n=40, seed=0):
     in every pair when ``random_smoother``, else the higher."""
     rng = np.random.default_rng(seed)
     results = synthetic_results(n // 4, groups=(1.0, 2.0, 3.0, 4.0), seed=seed)
-    ot = results["coupling"] == "ot"
+    ot = results["path"] == "ot"
     base = results.loc[ot, "ppl"].to_numpy()
     gap = rng.uniform(0.05, 0.1, len(base))
     clip_ppl, random_ppl = (base + 2 * gap, base + gap) if random_smoother else (base + gap, base + 2 * gap)
-    results.loc[results["coupling"] == "clip", "ppl"] = clip_ppl
-    results.loc[results["coupling"] == "random", "ppl"] = random_ppl
+    results.loc[results["path"] == "clip", "ppl"] = clip_ppl
+    results.loc[results["path"] == "random", "ppl"] = random_ppl
     w2 = results.loc[ot, "w2"].to_numpy()
-    results.loc[results["coupling"] == "clip", "cost"] = w2 * 1.1
-    results.loc[results["coupling"] == "random", "cost"] = w2 * 1.5
+    results.loc[results["path"] == "clip", "cost"] = w2 * 1.1
+    results.loc[results["path"] == "random", "cost"] = w2 * 1.5
     return results
 
 
@@ -560,7 +560,7 @@ def trend_results(rho: float, n: int = 10_000, seed: int = 0) -> pd.DataFrame:
     for j, c in enumerate(("ot", "clip", "random")):
         frames.append(pd.DataFrame({
             "pair_id": [f"p{i:05d}" for i in range(n)], "prompt_a": [f"a {i}" for i in range(n)],
-            "prompt_b": [f"b {i}" for i in range(n)], "group": group, "coupling": c, "w2": w2,
+            "prompt_b": [f"b {i}" for i in range(n)], "group": group, "path": c, "w2": w2,
             "cost": w2 * (1 + 0.1 * j), "cost_ratio": 1 + 0.1 * j, "ppl": ppl + 0.01 * j}))
     return pd.concat(frames, ignore_index=True)
 
@@ -599,7 +599,7 @@ def test_verdicts_on_a_caption_disjoint_subset_beside_all_pairs():
 
 def test_a_disagreement_between_subsets_is_one_line():
     results = synthetic_results(6, groups=(1.0, 2.0, 3.0))
-    results.loc[results["coupling"] == "ot", "prompt_a"] = "one caption for all"
+    results.loc[results["path"] == "ot", "prompt_a"] = "one caption for all"
     results["prompt_a"] = "one caption for all"  # the disjoint subset keeps one pair
     h = verdicts(hypothesis_tests(results, n_resamples=50)).set_index("id")
     assert h.loc["H3", "verdict_disjoint"] == "not testable"
@@ -642,7 +642,7 @@ def test_bootstrap_ci_is_seeded_and_covers_the_mean():
 
 def test_largest_gaps():
     results = synthetic_results(2, groups=(1.0, 2.0), effect="identical")
-    clip = results["coupling"] == "clip"
+    clip = results["path"] == "clip"
     results.loc[clip & (results["pair_id"] == "g2.0-p001"), "ppl"] += 0.3
     results.loc[clip & (results["pair_id"] == "g1.0-p000"), "ppl"] += 0.2
     assert largest_gaps(results, 2) == ["g2.0-p001", "g1.0-p000"]

@@ -26,27 +26,32 @@ def fake_rows(rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Result rows of every coupling of the pairs ``rows`` under ``seed``, with made-up numbers."""
     return pd.DataFrame([
         {"pair_key": store.pair_key(r.pair_id, r.prompt_a, r.prompt_b), "pair_id": r.pair_id, "seed": seed,
-         "coupling": c, "prompt_a": r.prompt_a, "prompt_b": r.prompt_b, "group": r.group, "score": r.score,
+         "path": c, "prompt_a": r.prompt_a, "prompt_b": r.prompt_b, "group": r.group, "score": r.score,
          "distances": [0.1 * j + r.group] * 2, "end_to_end": 0.1, "farthest_from_ends": 0.05}
-        for r in rows.itertuples() for j, c in enumerate(P8.couplings)])
+        for r in rows.itertuples() for j, c in enumerate(P8.paths)])
 
 
-def as_version_1(path):
-    """Rewrite a part as the first layout wrote it: no schema version, no settings, only their hash."""
+def as_older_version(path, version: int):
+    """Rewrite a part as an older otinterp wrote it: version 2 named the paths ``couplings`` (record
+    and column); version 1 also had no schema version and no settings, only their hash."""
     table = pq.read_table(path)
-    meta = json.loads(table.schema.metadata[b"otinterp"])
-    old = {k: meta[k] for k in ("key_sha256", "units", "couplings", "run")}
-    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, b"otinterp": json.dumps(old).encode()}),
-                   path)
+    metadata = table.schema.metadata
+    table = table.rename_columns(["coupling" if c == "path" else c for c in table.column_names])
+    meta = json.loads(metadata[b"otinterp"])
+    old = {"schema_version": 2, "key": meta["key"], "key_sha256": meta["key_sha256"], "units": meta["units"],
+           "couplings": meta["paths"], "run": meta["run"]}
+    if version == 1:
+        old = {k: old[k] for k in ("key_sha256", "units", "couplings", "run")}
+    pq.write_table(table.replace_schema_metadata({**metadata, b"otinterp": json.dumps(old).encode()}), path)
 
 
-def write(out, p, rows: slice, version: int = 2, run: str = "test"):
+def write(out, p, rows: slice, version: int = 3, run: str = "test"):
     """One part of ``p``'s settings holding the pairs ``PAIRS[rows]`` under seed 0, in ``version``'s layout."""
     chunk = PAIRS.iloc[rows]
-    path = store.write_part(out, fake_rows(chunk), [(k, 0) for k in store.pair_keys(chunk)], p.couplings,
+    path = store.write_part(out, fake_rows(chunk), [(k, 0) for k in store.pair_keys(chunk)], p.paths,
                             result_key(p), run)
-    if version == 1:
-        as_version_1(path)
+    if version < store.SCHEMA_VERSION:
+        as_older_version(path, version)
     return path
 
 
@@ -93,7 +98,7 @@ def act(out, action: str):
                               repair=action.startswith("repair"))
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 @pytest.mark.parametrize("action", ["open", "repair", "repair, other settings", "shard"])
 @pytest.mark.parametrize("parts", ["same", "other", "mixed"])
 @pytest.mark.parametrize("manifest", ["present", "missing", "damaged"])
@@ -193,17 +198,31 @@ def test_a_part_of_a_newer_schema_is_refused_and_never_moved(tmp_path):
     table = pq.read_table(path)
     meta = {**json.loads(table.schema.metadata[b"otinterp"]), "schema_version": store.SCHEMA_VERSION + 1}
     pq.write_table(table.replace_schema_metadata({b"otinterp": json.dumps(meta).encode()}), path)
-    with pytest.raises(ValueError, match=r"newer otinterp \(part schema version 3") as err:
+    with pytest.raises(ValueError, match=r"newer otinterp \(part schema version 4") as err:
         store.open_results(tmp_path, P8, PAIRS, repair=True)
     assert not isinstance(err.value, store.DamagedResults) and path.exists()
 
 
-def test_both_layouts_read_the_same_and_parts_of_other_settings_never_share_a_name(tmp_path):
-    v2 = store.read_part(write(tmp_path / "a", P8, slice(0, 2)))
-    v1 = store.read_part(write(tmp_path / "b", P8, slice(0, 2), version=1))
-    assert (v2.schema_version, v1.schema_version) == (2, 1) and (v2.key, v1.key) == (result_key(P8), None)
-    assert (v1.units, v1.couplings, v1.key_sha256) == (v2.units, v2.couplings, v2.key_sha256)
-    assert write(tmp_path / "a", P6, slice(0, 2)).name != v2.path.name
+def test_every_layout_reads_the_same_and_parts_of_other_settings_never_share_a_name(tmp_path):
+    v3, v2, v1 = (store.read_part(write(tmp_path / str(v), P8, slice(0, 2), version=v)) for v in (3, 2, 1))
+    assert (v3.schema_version, v2.schema_version, v1.schema_version) == (3, 2, 1)
+    assert (v3.key, v2.key, v1.key) == (result_key(P8), result_key(P8), None)
+    assert (v1.units, v1.paths, v1.key_sha256) == (v2.units, v2.paths, v2.key_sha256) == (v3.units, v3.paths,
+                                                                                         v3.key_sha256)
+    assert (v1.path_column, v2.path_column, v3.path_column) == ("coupling", "coupling", "path")
+    rows = [store.read_rows(p) for p in (v1, v2, v3)]
+    pd.testing.assert_frame_equal(rows[0], rows[2]) and pd.testing.assert_frame_equal(rows[1], rows[2])
+    assert "coupling" not in rows[0].columns and set(rows[0]["path"]) == set(P8.paths)
+    assert write(tmp_path / "3", P6, slice(0, 2)).name != v3.path.name
+
+
+def test_old_parts_load_under_the_new_column_name(tmp_path):
+    write(tmp_path, P8, slice(0, 2), version=2)
+    write(tmp_path, P8, slice(2, 4), version=3)
+    store.open_results(tmp_path, P8, PAIRS)
+    loaded = store.load_results(tmp_path, PAIRS, params=P8)
+    assert len(loaded) == 4 * len(P8.paths) and "coupling" not in loaded.columns
+    assert loaded.groupby("pair_id")["path"].apply(list).map(len).eq(len(P8.paths)).all()
 
 
 def test_loading_a_folder_without_its_manifest_says_how_to_rebuild_it(tmp_path):
@@ -211,4 +230,4 @@ def test_loading_a_folder_without_its_manifest_says_how_to_rebuild_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="has parts but no manifest.json: run the experiment again"):
         store.load_results(tmp_path)
     store.open_results(tmp_path, P8, PAIRS)
-    assert len(store.load_results(tmp_path, PAIRS)) == 2 * len(P8.couplings)
+    assert len(store.load_results(tmp_path, PAIRS)) == 2 * len(P8.paths)

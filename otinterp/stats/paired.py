@@ -2,7 +2,7 @@
 
 The input is the experiment's results table: one row per (pair, coupling), and per latent seed
 when there is a ``seed`` column, with at least ``pair_id``, ``group``, ``coupling`` and the
-metrics (``ppl``, ``cost``, ``w2``, ``cost_ratio``). Pairs are matched across couplings by
+metrics (``ppl``, ``cost``, ``w2``, ``cost_ratio``). Pairs are matched across paths by
 ``pair_id``; with several seeds a pair's value is its mean over the seeds (:func:`per_pair`).
 A pair without a row for a coupling, a duplicated row or a NaN value is an error that names the
 pair, never a silent drop. Couplings are any of :data:`PATHS` present, ``"ot"`` the reference.
@@ -75,7 +75,7 @@ def present_paths(results: pd.DataFrame) -> list[str]:
     ValueError
         For a coupling that is not one of :data:`PATHS`, or results without ``"ot"`` rows.
     """
-    present = set(results["coupling"])
+    present = set(results["path"])
     unknown = sorted(present - set(PATHS))
     if unknown:
         raise ValueError(f"results have unknown coupling(s) {_listing(unknown)}; expected some of {_listing(PATHS)}")
@@ -86,11 +86,11 @@ def present_paths(results: pd.DataFrame) -> list[str]:
 
 def _seed_means(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Rows averaged over the ``seed`` column: one per (pair, coupling), every seed required."""
-    dup = rows.loc[rows.duplicated(["pair_id", "coupling", "seed"]), "pair_id"]
+    dup = rows.loc[rows.duplicated(["pair_id", "path", "seed"]), "pair_id"]
     if len(dup):
         raise ValueError(f"results have duplicate (pair, coupling, seed) rows for pair(s) {_listing(dup.unique())}")
     seeds = rows["seed"].nunique()
-    count = rows.groupby(["pair_id", "coupling"])["seed"].nunique()
+    count = rows.groupby(["pair_id", "path"])["seed"].nunique()
     short = count[count < seeds]
     if len(short):
         named = [f"{pid!r} ({c}: {n} of {seeds} seeds)" for (pid, c), n in short.head(5).items()]
@@ -98,10 +98,10 @@ def _seed_means(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     nan = rows.loc[rows[metric].isna(), "pair_id"]
     if len(nan):
         raise ValueError(f"{metric!r} is NaN for pair(s) {_listing(nan.unique())}")
-    return rows.groupby(["pair_id", "coupling"], as_index=False)[metric].mean()
+    return rows.groupby(["pair_id", "path"], as_index=False)[metric].mean()
 
 
-def per_pair(results: pd.DataFrame, metric: str, couplings: Sequence[str] | None = None) -> pd.DataFrame:
+def per_pair(results: pd.DataFrame, metric: str, paths: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per pair: ``metric`` for each coupling (its mean over seeds), and the pair's group.
 
     Parameters
@@ -110,12 +110,12 @@ def per_pair(results: pd.DataFrame, metric: str, couplings: Sequence[str] | None
         The experiment's results, one row per (pair, coupling[, seed]).
     metric : str
         The column to spread, e.g. ``"ppl"`` or ``"cost"``.
-    couplings : sequence of str, optional
-        The couplings every pair must have; default :func:`present_paths`.
+    paths : sequence of str, optional
+        The paths every pair must have; default :func:`present_paths`.
 
     Returns
     -------
-    wide : (n_pairs, len(couplings) + 1) DataFrame
+    wide : (n_pairs, len(paths) + 1) DataFrame
         Indexed by ``pair_id`` (sorted), one column per coupling and ``group``. With a ``seed``
         column, each value is the mean over the seeds (every seed required).
 
@@ -126,23 +126,23 @@ def per_pair(results: pd.DataFrame, metric: str, couplings: Sequence[str] | None
         a pair missing a coupling or a seed, a NaN value, or a pair whose rows disagree on its
         group.
     """
-    couplings = present_paths(results) if couplings is None else list(couplings)
-    missing = [c for c in ("pair_id", "group", "coupling", metric) if c not in results.columns]
+    paths = present_paths(results) if paths is None else list(paths)
+    missing = [c for c in ("pair_id", "group", "path", metric) if c not in results.columns]
     if missing:
         raise ValueError(f"results lack column(s) {_listing(missing)}")
-    absent = [c for c in couplings if c not in set(results["coupling"])]
+    absent = [c for c in paths if c not in set(results["path"])]
     if absent:
         raise ValueError(f"results have no rows for coupling(s) {_listing(absent)}; "
-                         f"present: {_listing(sorted(set(results['coupling'])))}")
-    rows = results[results["coupling"].isin(couplings)]
+                         f"present: {_listing(sorted(set(results['path'])))}")
+    rows = results[results["path"].isin(paths)]
     if "seed" in rows.columns:
         rows = _seed_means(rows, metric)
-    dup = rows.loc[rows.duplicated(["pair_id", "coupling"]), "pair_id"]
+    dup = rows.loc[rows.duplicated(["pair_id", "path"]), "pair_id"]
     if len(dup):
         raise ValueError(f"results have duplicate (pair, coupling) rows for pair(s) {_listing(dup.unique())}")
-    wide = rows.pivot(index="pair_id", columns="coupling", values=metric)
-    wide = wide.reindex(index=sorted(results["pair_id"].unique()), columns=couplings)
-    present = pd.crosstab(rows["pair_id"], rows["coupling"]).reindex_like(wide).fillna(0).astype(bool)
+    wide = rows.pivot(index="pair_id", columns="path", values=metric)
+    wide = wide.reindex(index=sorted(results["pair_id"].unique()), columns=paths)
+    present = pd.crosstab(rows["pair_id"], rows["path"]).reindex_like(wide).fillna(0).astype(bool)
     lacking = present[~present.all(axis=1)]
     if len(lacking):
         named = [f"{pid!r} (no {', '.join(has.index[~has])})" for pid, has in lacking.head(5).iterrows()]

@@ -266,7 +266,7 @@ def _directed(p: dict[str, float], predicted: int) -> dict[str, float]:
 
 def _tests(results: pd.DataFrame, alpha: float) -> Iterator[dict]:
     """Every test of every hypothesis on ``results`` (without intervals), testable or not."""
-    present = set(results["coupling"])
+    present = set(results["path"])
     absent = [c for c in ("clip", "random") if c not in present]
     missing = f"needs path(s) {', '.join(absent)} (absent)" if absent else None
     others = [c for c in ("clip", "random") if c in present]

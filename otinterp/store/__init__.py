@@ -32,12 +32,12 @@ from otinterp.store.index import ResultIndex
 from otinterp.store.keys import model_identity, pair_key, pair_keys, pairs_sha256, result_key, settings_sha256
 from otinterp.store.load import load_results
 from otinterp.store.manifest import check_settings, manifest_params, open_results, read_manifest, trace_note
-from otinterp.store.parts import SCHEMA_VERSION, Part, read_part, write_part
+from otinterp.store.parts import SCHEMA_VERSION, Part, read_part, read_rows, write_part
 from otinterp.store.records import SAME_ARCHITECTURE, device_name, finish_record, measured_rate, start_record
 
 __all__ = [
     "model_identity", "result_key", "pair_key", "pair_keys", "pairs_sha256", "settings_sha256", "open_results", "check_settings", "read_manifest",
-    "manifest_params", "trace_note", "ResultIndex", "SCHEMA_VERSION", "Part", "write_part", "read_part", "Claims",
+    "manifest_params", "trace_note", "ResultIndex", "SCHEMA_VERSION", "Part", "write_part", "read_part", "read_rows", "Claims",
     "LOCK_STALE_S", "start_record", "finish_record", "measured_rate", "device_name", "SAME_ARCHITECTURE",
     "load_results", "DamagedResults",
 ]

@@ -1,4 +1,4 @@
-"""The index of a results folder: which couplings of which units its parts hold, for one setting."""
+"""The index of a results folder: which paths of which units its parts hold, for one setting."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def settings_disagreement(parts: Iterable[Part], key: dict[str, Any]) -> str | N
 
 @dataclass
 class ResultIndex:
-    """Which couplings of which units a results folder holds, for the settings ``key``.
+    """Which paths of which units a results folder holds, for the settings ``key``.
 
     Every part is read once and checked (:func:`~otinterp.store.parts.read_part`). Parts are the
     truth: a valid part of other settings is a ``ValueError`` naming the setting and is never
@@ -77,8 +77,8 @@ class ResultIndex:
             self._set_aside(path, err)
         for part in parts:
             self.parts.append(part)
-            for unit, couplings in part.done().items():
-                self.done.setdefault(unit, set()).update(couplings)
+            for unit, paths in part.done().items():
+                self.done.setdefault(unit, set()).update(paths)
 
     def _set_aside(self, path: Path, err: DamagedResults) -> None:
         if not self.repair:
@@ -91,7 +91,7 @@ class ResultIndex:
             return
         print(f"moved the damaged part {path.name} to damaged/ ({err})", flush=True)
 
-    def missing(self, unit: Unit, couplings: Iterable[str]) -> list[str]:
-        """The couplings of ``unit`` not yet on disk, in the order given."""
+    def missing(self, unit: Unit, paths: Iterable[str]) -> list[str]:
+        """The paths of ``unit`` not yet on disk, in the order given."""
         have = self.done.get(unit, set())
-        return [c for c in couplings if c not in have]
+        return [c for c in paths if c not in have]

@@ -10,6 +10,7 @@ from otinterp.params import Params
 from otinterp.store.index import ResultIndex
 from otinterp.store.keys import pair_keys
 from otinterp.store.manifest import read_manifest
+from otinterp.store.parts import read_rows
 
 __all__ = ["load_results"]
 
@@ -28,7 +29,7 @@ def load_results(out_dir: str | Path, pairs: pd.DataFrame | None = None, *, para
         scores, groups and ``draw`` (each pair's place in its group's sampled order, which the
         caption-disjoint subset follows). Without it, every row on disk, sorted by pair id.
     params : Params, optional
-        Keep only its latent seeds and couplings.
+        Keep only its latent seeds and paths.
     repair : bool
         Move damaged parts aside instead of raising.
 
@@ -53,10 +54,10 @@ def load_results(out_dir: str | Path, pairs: pd.DataFrame | None = None, *, para
     index = ResultIndex(out_dir, read_manifest(out_dir / "manifest.json")["key"], repair=repair)
     if not index.files:
         raise FileNotFoundError(f"results folder {out_dir} holds no parts yet: run the experiment (notebook 02) first")
-    df = pd.concat([pd.read_parquet(p) for p in index.files], ignore_index=True)
-    df = df.drop_duplicates(["pair_key", "seed", "coupling"], ignore_index=True)
+    df = pd.concat([read_rows(part) for part in index.parts], ignore_index=True)
+    df = df.drop_duplicates(["pair_key", "seed", "path"], ignore_index=True)
     if params is not None:
-        df = df[df["seed"].isin(params.latent_seeds) & df["coupling"].isin(params.couplings)]
+        df = df[df["seed"].isin(params.latent_seeds) & df["path"].isin(params.paths)]
     if pairs is not None:
         if params is not None and params.max_pairs is not None:  # a pilot's pairs, as the run drew them
             from otinterp.data import balanced_subset
@@ -69,5 +70,5 @@ def load_results(out_dir: str | Path, pairs: pd.DataFrame | None = None, *, para
     else:
         df = df.assign(_order=df["pair_id"].rank(method="dense"))
     order = {c: i for i, c in enumerate(PATHS)}
-    df = df.assign(_c=df["coupling"].map(order)).sort_values(["_order", "seed", "_c"], ignore_index=True)
+    df = df.assign(_c=df["path"].map(order)).sort_values(["_order", "seed", "_c"], ignore_index=True)
     return add_measures(df.drop(columns=["_order", "_c"]))

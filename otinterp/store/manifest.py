@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -152,14 +153,19 @@ def manifest_params(out_dir: str | Path, params: Params | None = None) -> Params
     With ``params`` (the current profile's): check that its settings are the results' (a one-line
     ``ValueError`` naming each difference otherwise) and take the speed options that change images
     at float rounding (``channels_last``, ``compile_unet``, ``batch_size``) from the first run, the
-    rest (paths, device, couplings, seeds) from ``params``. Without it: the first run's parameters
+    rest (file paths, device, paths, seeds) from ``params``; settings renamed since the record
+    was written are read under their new names. Without it: the first run's parameters
     as recorded (for comparing finished runs, see :mod:`otinterp.compare`).
     """
-    from otinterp.params import make
+    from otinterp.params import make, upgrade
 
     manifest = read_manifest(Path(out_dir) / "manifest.json")
-    recorded = manifest["params"]
-    if params is None:  # fields an older version recorded and this one no longer has are left out
+    recorded = upgrade(manifest["params"], str(Path(out_dir) / "manifest.json"), warn=False)
+    if params is None:
+        gone = sorted(set(recorded) - set(Params.__dataclass_fields__))
+        if gone:  # recorded by an older otinterp, unknown to this one: said, not dropped silently
+            warnings.warn(f"{out_dir}: recorded setting(s) {', '.join(gone)} are unknown to this otinterp and "
+                          "left out of the parameters read back", UserWarning, stacklevel=2)
         return make(**{k: v for k, v in recorded.items() if k in Params.__dataclass_fields__})
     diffs = differences(manifest["key"], result_key(params))
     if diffs:

@@ -2,12 +2,15 @@
 
 A part's schema metadata (under ``otinterp``) is its record:
 
-- version 2 (:data:`SCHEMA_VERSION`): ``schema_version``, the settings ``key`` itself and its
-  ``key_sha256``, the ``units`` (pair key, latent seed), the ``couplings`` and the ``run`` that
-  wrote it;
-- version 1 (no ``schema_version``): the same without the settings themselves, only their hash.
+- version 3 (:data:`SCHEMA_VERSION`): ``schema_version``, the settings ``key`` itself and its
+  ``key_sha256``, the ``units`` (pair key, latent seed), the ``paths`` and the ``run`` that
+  wrote it; the rows name their path in a column ``path``;
+- version 2: the same, with ``couplings`` for ``paths`` and the rows' column ``coupling``;
+- version 1 (no ``schema_version``): version 2 without the settings themselves, only their hash.
 
-Each version has a reader; both give a :class:`Part`. The rows are the same in both.
+Each version has a reader; all give a :class:`Part`, and :func:`read_rows` gives every version's
+rows in the current layout, so an old valid part is read as it is: never damaged, never rendered
+again, never moved.
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ from otinterp.io import atomic_write
 from otinterp.store.errors import DamagedResults
 from otinterp.store.keys import settings_sha256
 
-__all__ = ["SCHEMA_VERSION", "Part", "write_part", "read_part"]
+__all__ = ["SCHEMA_VERSION", "Part", "write_part", "read_part", "read_rows"]
 
 #: The version of the part record this otinterp writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _META = b"otinterp"
 
@@ -44,8 +47,10 @@ class Part:
     ----------
     key : dict or None
         The settings the part was made with; None for a version-1 part (only ``key_sha256``).
-    units, couplings
-        The part holds one row per unit and coupling, and nothing else.
+    units, paths
+        The part holds one row per unit and path, and nothing else.
+    path_column : str
+        The rows' column naming the path: ``"path"``, or ``"coupling"`` in versions 1 and 2.
     """
 
     path: Path
@@ -53,27 +58,28 @@ class Part:
     key_sha256: str
     key: dict[str, Any] | None
     units: tuple[Unit, ...]
-    couplings: tuple[str, ...]
+    paths: tuple[str, ...]
     run: str | None
+    path_column: str = "path"
 
     def done(self) -> dict[Unit, set[str]]:
-        """``{unit: couplings}`` this part holds."""
-        return {unit: set(self.couplings) for unit in self.units}
+        """``{unit: paths}`` this part holds."""
+        return {unit: set(self.paths) for unit in self.units}
 
 
-def write_part(out_dir: Path, rows: pd.DataFrame, units: Sequence[Unit], couplings: Sequence[str],
+def write_part(out_dir: Path, rows: pd.DataFrame, units: Sequence[Unit], paths: Sequence[str],
                key: dict[str, Any], run: str) -> Path:
-    """Write ``rows`` as one part under ``out_dir/parts``, atomically, with its version-2 record.
+    """Write ``rows`` as one part under ``out_dir/parts``, atomically, with its version-3 record.
 
-    The file's name hashes the settings, units and couplings, so a part never replaces one of
+    The file's name hashes the settings, units and paths, so a part never replaces one of
     other settings, and writing the same units again replaces a part by an equal one.
     """
     meta = {"schema_version": SCHEMA_VERSION, "key": key, "key_sha256": settings_sha256(key),
-            "units": [list(u) for u in units], "couplings": list(couplings), "run": run}
+            "units": [list(u) for u in units], "paths": list(paths), "run": run}
     table = pa.Table.from_pandas(rows, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            _META: json.dumps(meta, default=str).encode()})
-    name = "part-" + hashlib.sha256(json.dumps([meta["key_sha256"], meta["units"], meta["couplings"]]).encode()
+    name = "part-" + hashlib.sha256(json.dumps([meta["key_sha256"], meta["units"], meta["paths"]]).encode()
                                     ).hexdigest()[:16]
     return atomic_write(lambda tmp: pq.write_table(table, tmp), Path(out_dir) / "parts" / f"{name}.parquet")
 
@@ -116,8 +122,8 @@ def read_part(path: Path) -> Part:
 
 def _read_v1(path: Path, meta: dict[str, Any]) -> Part:
     """The first layout: the settings hash, units, couplings and run; not the settings."""
-    return Part(path, 1, _text(meta["key_sha256"]), None, _units(meta["units"]), _couplings(meta["couplings"]),
-                meta.get("run"))
+    return Part(path, 1, _text(meta["key_sha256"]), None, _units(meta["units"]), _names(meta["couplings"]),
+                meta.get("run"), "coupling")
 
 
 def _read_v2(path: Path, meta: dict[str, Any]) -> Part:
@@ -125,11 +131,20 @@ def _read_v2(path: Path, meta: dict[str, Any]) -> Part:
     key = meta["key"]
     if not isinstance(key, dict) or settings_sha256(key) != meta["key_sha256"]:
         raise ValueError("its settings do not hash to its settings hash")
-    return Part(path, 2, _text(meta["key_sha256"]), key, _units(meta["units"]), _couplings(meta["couplings"]),
-                meta.get("run"))
+    return Part(path, 2, _text(meta["key_sha256"]), key, _units(meta["units"]), _names(meta["couplings"]),
+                meta.get("run"), "coupling")
 
 
-_READERS: dict[int, Callable[[Path, dict[str, Any]], Part]] = {1: _read_v1, 2: _read_v2}
+def _read_v3(path: Path, meta: dict[str, Any]) -> Part:
+    """The third layout: the second's with ``paths`` for ``couplings`` (slerp is a path, not a coupling)."""
+    key = meta["key"]
+    if not isinstance(key, dict) or settings_sha256(key) != meta["key_sha256"]:
+        raise ValueError("its settings do not hash to its settings hash")
+    return Part(path, 3, _text(meta["key_sha256"]), key, _units(meta["units"]), _names(meta["paths"]),
+                meta.get("run"), "path")
+
+
+_READERS: dict[int, Callable[[Path, dict[str, Any]], Part]] = {1: _read_v1, 2: _read_v2, 3: _read_v3}
 
 
 def _text(value: Any) -> str:
@@ -145,19 +160,24 @@ def _units(value: Any) -> tuple[Unit, ...]:
     return units
 
 
-def _couplings(value: Any) -> tuple[str, ...]:
+def _names(value: Any) -> tuple[str, ...]:
     return tuple(_text(c) for c in value)
 
 
 def _check_rows(part: Part) -> None:
     try:
-        rows = pq.read_table(part.path, columns=["pair_key", "seed", "coupling"]).to_pandas()
+        rows = pq.read_table(part.path, columns=["pair_key", "seed", part.path_column]).to_pandas()
     except (pa.ArrowInvalid, OSError, KeyError) as err:
         raise _unreadable(part.path, err) from None
-    expected = {(k, s, c) for k, s in part.units for c in part.couplings}
-    found = set(zip(rows["pair_key"], rows["seed"].astype(int), rows["coupling"]))
+    expected = {(k, s, c) for k, s in part.units for c in part.paths}
+    found = set(zip(rows["pair_key"], rows["seed"].astype(int), rows[part.path_column]))
     if not expected or found != expected or len(rows) != len(expected):
         raise DamagedResults(f"{part.path} holds {len(rows)} rows where its record names {len(expected)}")
+
+
+def read_rows(part: Part) -> pd.DataFrame:
+    """The rows of ``part`` in the current layout, whatever its version (the path column ``path``)."""
+    return pd.read_parquet(part.path).rename(columns={part.path_column: "path"})
 
 
 def _unreadable(path: Path, err: Exception) -> DamagedResults:
