@@ -325,7 +325,7 @@ def test_parts_record_their_settings_and_units(tmp_path, pipe, lpips_model, pair
     meta = json.loads(pq.read_schema(part).metadata[b"otinterp"])
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert meta["key_sha256"] == manifest["key_sha256"] == store.settings_sha256(result_key(P))
-    assert meta["key"] == result_key(P) and meta["schema_version"] == store.SCHEMA_VERSION == 2
+    assert meta["key"] == result_key(P) and meta["schema_version"] == store.SCHEMA_VERSION == 3
     assert meta["units"] == [[store.pair_key("pair-cat", pairs.prompt_a[0], pairs.prompt_b[0]), 0]]
     assert manifest["git"].keys() == {"commit", "dirty"} and manifest["pairs_sha256"] and manifest["n_pairs"] == 1
 
