@@ -164,14 +164,16 @@ def _others(rows: pd.DataFrame) -> list[str]:
 
 
 def notes(results: pd.DataFrame) -> list[str]:
-    """The notes every comparison table carries: each run's caveat and seed averaging, and
-    :data:`CONTROL_NOTE` when a random-weight run is present."""
+    """The notes every comparison table carries: each run's caveat, seed averaging and the K of its
+    PPL, and :data:`CONTROL_NOTE` when a random-weight run is present."""
     lines = []
     for run, rows in _runs(results):
         label = rows["model_label"].iloc[0]
         lines += [f"{label}: {rows['caveat'].iloc[0]}"] if rows["caveat"].iloc[0] else []
         seeds = stats.seeds_note(rows)
         lines += [f"{label}: {seeds}"] if seeds else []
+        ks = sorted({len(d) for d in rows["distances"]}) if "distances" in rows.columns else []
+        lines += [f"{label}: PPL at K = {', '.join(map(str, ks))} (PPL scales like 1/K²: compare runs at one K)"] if ks else []
     if (results["weights"] == CONTROL_LABEL).any():
         lines.append(CONTROL_NOTE)
     return lines

@@ -181,6 +181,7 @@ def test_notes_carry_each_caveat_and_the_control(loaded):
            "LPIPS with a random backbone" in lines
     assert any(line.startswith(f"trained ({TRAINED}): Each pair's value is its mean over 2") for line in lines)
     assert lines[-1] == compare.CONTROL_NOTE
+    assert any(line.startswith(f"trained ({TRAINED}): PPL at K = ") for line in lines)
     assert not any("#" in line for line in lines)  # stats.write_table refuses '#'
 
 
