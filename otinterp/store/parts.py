@@ -126,25 +126,20 @@ def _read_v1(path: Path, meta: dict[str, Any]) -> Part:
                 meta.get("run"), "coupling")
 
 
-def _read_v2(path: Path, meta: dict[str, Any]) -> Part:
-    """The second layout: the first's and the settings themselves, which must hash to the recorded hash."""
+def _read_keyed(path: Path, meta: dict[str, Any], version: int, names: str, column: str) -> Part:
+    """A layout that records the settings themselves, which must hash to the recorded hash."""
     key = meta["key"]
     if not isinstance(key, dict) or settings_sha256(key) != meta["key_sha256"]:
         raise ValueError("its settings do not hash to its settings hash")
-    return Part(path, 2, _text(meta["key_sha256"]), key, _units(meta["units"]), _names(meta["couplings"]),
-                meta.get("run"), "coupling")
+    return Part(path, version, _text(meta["key_sha256"]), key, _units(meta["units"]), _names(meta[names]),
+                meta.get("run"), column)
 
 
-def _read_v3(path: Path, meta: dict[str, Any]) -> Part:
-    """The third layout: the second's with ``paths`` for ``couplings`` (slerp is a path, not a coupling)."""
-    key = meta["key"]
-    if not isinstance(key, dict) or settings_sha256(key) != meta["key_sha256"]:
-        raise ValueError("its settings do not hash to its settings hash")
-    return Part(path, 3, _text(meta["key_sha256"]), key, _units(meta["units"]), _names(meta["paths"]),
-                meta.get("run"), "path")
-
-
-_READERS: dict[int, Callable[[Path, dict[str, Any]], Part]] = {1: _read_v1, 2: _read_v2, 3: _read_v3}
+_READERS: dict[int, Callable[[Path, dict[str, Any]], Part]] = {
+    1: _read_v1,
+    2: lambda path, meta: _read_keyed(path, meta, 2, "couplings", "coupling"),  # the first's, and the settings
+    3: lambda path, meta: _read_keyed(path, meta, 3, "paths", "path"),  # slerp is a path, not a coupling
+}
 
 
 def _text(value: Any) -> str:
