@@ -43,6 +43,8 @@ PALETTE = dict(zip(PATHS, sns.color_palette("colorblind", len(PATHS))))
 
 _GROUP_LABEL = "similarity group"
 
+_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
 #: Below this many pairs per group and path, box plots also draw every pair as a point.
 FEW_PAIRS = 20
 
@@ -256,7 +258,7 @@ def image_strips(strips: Mapping[str, Any], *, prompts: Sequence[str], title: st
     for ax_row, (coupling, images) in zip(axes, rows.items()):
         _draw_strip(ax_row, images, PATH_LABELS[coupling])
     for k, ax in enumerate(axes[0]):
-        ax.set_title(f"$t_{{{k}}}$ = {k / (n_cols - 1):.2g}")
+        ax.set_title(f"t{str(k).translate(_SUBSCRIPTS)} = {k / (n_cols - 1):.2g}")  # no mathtext: no font search
     lines = ([title] if title else []) + [f"A: {prompts[0]}", f"B: {prompts[1]}"]
     _suptitle(fig, _title("\n".join(lines), note, model))
     return fig

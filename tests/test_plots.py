@@ -81,7 +81,8 @@ def test_image_strips_rows_are_couplings_and_columns_steps():
                        title="pair p1", note=NOTE)
     assert len(fig.axes) == 3 * 5
     assert [fig.axes[5 * r].get_ylabel() for r in range(3)] == ["OT", "CLIP", "Random"]
-    assert [ax.get_title() for ax in fig.axes[:5]] == [f"$t_{{{k}}}$ = {k / 4:.2g}" for k in range(5)]
+    subscripts = "₀₁₂₃₄"
+    assert [ax.get_title() for ax in fig.axes[:5]] == [f"t{subscripts[k]} = {k / 4:.2g}" for k in range(5)]
     np.testing.assert_array_equal(fig.axes[0].get_images()[0].get_array(), data["ot"][0].transpose(1, 2, 0))
     assert fig.get_suptitle() == f"pair p1\nA: a cat\nB: a dog\n{NOTE}"
 
