@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from otinterp import stats
 from otinterp.data import read_pairs
 from otinterp.params import RANDOM_WEIGHT_MODELS
-from otinterp.plots import _styled, _title
+from otinterp.plots import styled, title_lines
 from otinterp.store import load_results, manifest_params
 
 __all__ = [
@@ -300,7 +300,7 @@ def _line_styles(gains: pd.DataFrame) -> dict[str, dict]:
                     else {"color": next(colours), "linestyle": "-", "marker": "o"}) for label in labels}
 
 
-@_styled
+@styled
 def ppl_gain_figure(gains: pd.DataFrame, *,
                     measure: Literal["median_gain", "median_relative_gain", "rank_biserial"] = "median_gain",
                     note: str | None = None) -> Figure:
@@ -343,5 +343,5 @@ def ppl_gain_figure(gains: pd.DataFrame, *,
         ax.set(title=f"OT vs. {stats.LABELS[other]}", xlabel="similarity group", ylabel=GAIN_MEASURES[measure])
     axes[0].legend(title="model", fontsize="small")
     models = ", ".join(pd.unique(gains["model"]))
-    fig.suptitle(_title(f"PPL gain of OT by similarity group: {models}", note))
+    fig.suptitle(title_lines(f"PPL gain of OT by similarity group: {models}", note))
     return fig

@@ -303,7 +303,7 @@ def triangles_figure(mixing: Mixing, *, cell: float = 0.72):
                  label="√LPIPS between neighbouring cells")
     lines = [f"{label}: {textwrap.shorten(p, 80)}" for label, p in zip("ABC", mx.prompts)]
     text = f"Three prompts mixed with weights on a triangle (r = {mx.r}); latent seed {mx.seed}\n" + "\n".join(lines)
-    plots._suptitle(fig, plots._title(text, mx.caveat, mx.model))
+    plots.set_suptitle(fig, plots.title_lines(text, mx.caveat, mx.model))
     return fig
 
 

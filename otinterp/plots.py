@@ -32,7 +32,8 @@ from otinterp.io import atomic_write
 from otinterp.stats import LABELS, per_pair
 
 __all__ = [
-    "PALETTE", "PATH_LABELS", "MEASURE_LABELS", "MARKERS", "LINESTYLES", "FEW_PAIRS", "ppl_cost_boxplots", "measures_boxplots", "image_strips",
+    "styled", "title_lines", "set_suptitle", "PALETTE", "PATH_LABELS", "MEASURE_LABELS", "MARKERS", "LINESTYLES",
+    "FEW_PAIRS", "ppl_cost_boxplots", "measures_boxplots", "image_strips",
     "w2_vs_similarity", "excess_cost_vs_similarity", "path_strips_with_steps", "coupling_tokens",
     "save_figure",
 ]
@@ -63,7 +64,7 @@ def _agg_when_headless() -> None:
 _agg_when_headless()
 
 
-def _styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
+def styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
     """Run ``draw`` in the package's seaborn style without changing the global rcParams."""
     @functools.wraps(draw)
     def wrapper(*args: Any, **kwargs: Any) -> Figure:
@@ -72,12 +73,12 @@ def _styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
     return wrapper
 
 
-def _title(text: str, note: str | None, model: str | None = None) -> str:
+def title_lines(text: str, note: str | None, model: str | None = None) -> str:
     """The title lines: ``text``, then ``model: <model>`` and ``note`` when given."""
     return "\n".join([text] + [f"model: {model}"] * (model is not None) + [note] * (note is not None))
 
 
-def _suptitle(fig: Figure, text: str) -> None:
+def set_suptitle(fig: Figure, text: str) -> None:
     """Set ``text`` as the figure title, each line wrapped to the figure's width.
 
     Wrapping is by characters, from the title font's size: an average glyph is about 0.55 em wide,
@@ -122,7 +123,7 @@ def _boxes(ax, data: pd.DataFrame, y: str, ylabel: str) -> None:
     ax.legend(handles, [PATH_LABELS[n] for n in names], title="path")
 
 
-@_styled
+@styled
 def ppl_cost_boxplots(results: pd.DataFrame, *, model: str | None = None, note: str | None = None) -> Figure:
     """The paper's Figure 3: PPL (left) and coupling cost (right) by similarity group and coupling.
 
@@ -147,11 +148,11 @@ def ppl_cost_boxplots(results: pd.DataFrame, *, model: str | None = None, note: 
     _boxes(axes[0], _long(results, "ppl", paths), "ppl", f"PPL{_at_k(results)} (mean LPIPS between steps)")
     _boxes(axes[1], _long(results, "cost", paths), "cost", "coupling cost C(σ)")
     axes[1].get_legend().remove()
-    _suptitle(fig, _title("PPL and coupling cost by similarity group", note, model))
+    set_suptitle(fig, title_lines("PPL and coupling cost by similarity group", note, model))
     return fig
 
 
-@_styled
+@styled
 def measures_boxplots(results: pd.DataFrame, *, measures: Sequence[str] = BEYOND_PPL,
                       model: str | None = None, note: str | None = None) -> Figure:
     """The measures beyond PPL by similarity group and coupling, one panel each (beside Figure 3).
@@ -183,7 +184,7 @@ def measures_boxplots(results: pd.DataFrame, *, measures: Sequence[str] = BEYOND
         _boxes(ax, _long(results, measure, paths), measure, MEASURE_LABELS.get(measure, measure))
         if i:
             ax.get_legend().remove()
-    _suptitle(fig, _title("Measures beyond PPL by similarity group (√LPIPS lengths: comparable at any K)", note,
+    set_suptitle(fig, title_lines("Measures beyond PPL by similarity group (√LPIPS lengths: comparable at any K)", note,
                           model))
     return fig
 
@@ -225,7 +226,7 @@ def _draw_strip(ax_row: Sequence[Any], images: np.ndarray, label: str) -> None:
     ax_row[0].set_ylabel(label)
 
 
-@_styled
+@styled
 def image_strips(strips: Mapping[str, Any], *, prompts: Sequence[str], title: str | None = None,
                  model: str | None = None, note: str | None = None) -> Figure:
     """The paper's Figure 2 for one pair: the images along each path.
@@ -260,11 +261,11 @@ def image_strips(strips: Mapping[str, Any], *, prompts: Sequence[str], title: st
     for k, ax in enumerate(axes[0]):
         ax.set_title(f"t{str(k).translate(_SUBSCRIPTS)} = {k / (n_cols - 1):.2g}")  # no mathtext: no font search
     lines = ([title] if title else []) + [f"A: {prompts[0]}", f"B: {prompts[1]}"]
-    _suptitle(fig, _title("\n".join(lines), note, model))
+    set_suptitle(fig, title_lines("\n".join(lines), note, model))
     return fig
 
 
-@_styled
+@styled
 def path_strips_with_steps(strips: Mapping[str, Any], distances: Mapping[str, Sequence[float]], *,
                            prompts: Sequence[str], legends: Mapping[str, str] | None = None,
                            title: str | None = None, model: str | None = None,
@@ -322,7 +323,7 @@ def path_strips_with_steps(strips: Mapping[str, Any], distances: Mapping[str, Se
     ax.set_ylim(bottom=0)
     ax.legend(fontsize="small")
     lines = ([title] if title else []) + [f"A: {prompts[0]}", f"B: {prompts[1]}"]
-    _suptitle(fig, _title("\n".join(lines), note, model))
+    set_suptitle(fig, title_lines("\n".join(lines), note, model))
     return fig
 
 
@@ -427,7 +428,7 @@ def _band_note(band: range, kept: np.ndarray, padding: np.ndarray) -> str:
     return f"… {len(band)} {kind} ({int(kept[band.start:band.stop].sum())} kept in place) …"
 
 
-@_styled
+@styled
 def coupling_tokens(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Mapping[str, Any], *,
                     prompts: Sequence[str], model: str | None = None, note: str | None = None,
                     max_rows: int = 100, content: tuple[Any, Any] | None = None) -> Figure:
@@ -523,11 +524,11 @@ def coupling_tokens(tokens_a: Sequence[str], tokens_b: Sequence[str], perms: Map
         ax.set_title(f"{PATH_LABELS[name]}: {int(kept.sum())} of {n} rows in place\n"
                      f"{crossing} content row(s) of A to padding of B", fontsize=9)
         ax.set_xlabel("A → B")
-    _suptitle(fig, _title(f"Token coupling\nA: {prompts[0]}\nB: {prompts[1]}", note, model))
+    set_suptitle(fig, title_lines(f"Token coupling\nA: {prompts[0]}\nB: {prompts[1]}", note, model))
     return fig
 
 
-@_styled
+@styled
 def w2_vs_similarity(results: pd.DataFrame, *, model: str | None = None, note: str | None = None) -> Figure:
     """``W2`` between the two prompt embeddings of each pair, by similarity group.
 
@@ -549,11 +550,11 @@ def w2_vs_similarity(results: pd.DataFrame, *, model: str | None = None, note: s
     ax = fig.subplots()
     _boxes(ax, _long(results, "w2", ["ot"]), "w2", "W2 (cost of the OT coupling)")
     ax.get_legend().remove()
-    _suptitle(fig, _title("Wasserstein distance of the prompt embeddings against similarity", note, model))
+    set_suptitle(fig, title_lines("Wasserstein distance of the prompt embeddings against similarity", note, model))
     return fig
 
 
-@_styled
+@styled
 def excess_cost_vs_similarity(results: pd.DataFrame, *, model: str | None = None,
                               note: str | None = None) -> Figure:
     """Relative excess cost ``C(σ)/W2 − 1`` of the CLIP and random couplings, by similarity group.
@@ -587,7 +588,8 @@ def excess_cost_vs_similarity(results: pd.DataFrame, *, model: str | None = None
         _boxes(ax, data[data["path"] == path], "excess", "relative excess cost C(σ)/W2 − 1")
         ax.get_legend().remove()
         ax.set_title(PATH_LABELS[path])
-    _suptitle(fig, _title("Relative excess coupling cost C(σ)/W2 − 1 of suboptimal couplings against similarity", note, model))
+    set_suptitle(fig, title_lines("Relative excess coupling cost C(σ)/W2 − 1 of suboptimal couplings against similarity",
+                                  note, model))
     return fig
 
 
