@@ -66,6 +66,15 @@ def notebook_parameters(notebook: str | Path, profile: str | Path, overrides: di
     return {"profile": str(path), "overrides": overrides}
 
 
+def _papermill(source: Path, output: Path, parameters: dict[str, Any], *, log_output: bool) -> None:
+    """Run ``source`` in its own folder with ``parameters``, writing ``output``, over a local kernel."""
+    papermill.execute_notebook(
+        str(source), str(output), parameters=parameters, cwd=str(source.parent), kernel_name="python3",
+        log_output=log_output, progress_bar=False,
+        **({"kernel_manager_class": LocalKernelManager} if os.name == "posix" else {}),
+    )
+
+
 def execute(notebook: str | Path, output: str | Path, profile: str | Path, overrides: dict[str, Any] | None = None, *,
             log_output: bool = False) -> None:
     """Run ``notebook`` with ``profile`` and ``overrides``; write the executed copy to ``output``.
@@ -84,11 +93,7 @@ def execute(notebook: str | Path, output: str | Path, profile: str | Path, overr
     for old in (failed, output, products.record_file(output)):
         old.unlink(missing_ok=True)
     try:
-        papermill.execute_notebook(
-            str(notebook), str(partial), parameters=parameters, cwd=str(notebook.parent), kernel_name="python3",
-            log_output=log_output, progress_bar=False,
-            **({"kernel_manager_class": LocalKernelManager} if os.name == "posix" else {}),
-        )
+        _papermill(notebook, partial, parameters, log_output=log_output)
     except BaseException:
         if partial.exists():  # papermill saved the cells that ran, and the error: keep them to read
             os.replace(partial, failed)
@@ -126,11 +131,7 @@ def execute_compare(source: str | Path, output: str | Path, *, runs: dict[str, s
     output.parent.mkdir(parents=True, exist_ok=True)
     print(f"== {source.stem}", file=sys.stderr, flush=True)
     try:
-        papermill.execute_notebook(
-            str(source), str(output), parameters={"runs": runs, "figures_dir": str(Path(figures_dir).resolve())},
-            cwd=str(source.parent), kernel_name="python3", log_output=True, progress_bar=False,
-            **({"kernel_manager_class": LocalKernelManager} if os.name == "posix" else {}),
-        )
+        _papermill(source, output, {"runs": runs, "figures_dir": str(Path(figures_dir).resolve())}, log_output=True)
     except papermill.PapermillExecutionError as err:
         print(f"error: {source.stem} failed in cell {err.exec_count}: {err.ename}: {err.evalue} (see {output})",
               file=sys.stderr)
